@@ -1,0 +1,51 @@
+#!/bin/sh
+# Install the Debian packages that building, testing and the demo need.
+# Does nothing (and needs no network) when every package is already present.
+set -eu
+
+PKGS="
+build-essential
+cmake
+pkg-config
+clang
+libclang-rt-14-dev
+libdeflate-dev
+libgnutls28-dev
+libcmocka-dev
+qemu-utils
+libnbd-bin
+nbdkit
+libvmdk-utils
+python3-vmdkstream
+xfsprogs
+"
+
+missing=""
+for p in $PKGS; do
+    if ! dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed$'; then
+        missing="$missing $p"
+    fi
+done
+
+if [ -z "$missing" ]; then
+    exit 0
+fi
+
+echo "deps.sh: installing:$missing"
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+    if command -v sudo >/dev/null 2>&1; then
+        SUDO="sudo"
+    else
+        echo "deps.sh: need root (or sudo) to install:$missing" >&2
+        exit 1
+    fi
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+# Try with the current package lists first; refresh them if that fails.
+# shellcheck disable=SC2086
+if ! $SUDO apt-get install -y --no-install-recommends $missing; then
+    $SUDO apt-get update
+    $SUDO apt-get install -y --no-install-recommends $missing
+fi

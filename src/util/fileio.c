@@ -1,0 +1,161 @@
+/* fileio.c - file and path helpers. */
+#include "fileio.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+int vd_pread_full(int fd, void *buf, size_t len, uint64_t off, int eof_is_error)
+{
+    char *p = buf;
+    while (len > 0) {
+        ssize_t n = pread(fd, p, len, (off_t)off);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        if (n == 0) {
+            if (eof_is_error) {
+                errno = 0;
+                return -1;
+            }
+            memset(p, 0, len);
+            return 0;
+        }
+        p += n;
+        len -= (size_t)n;
+        off += (uint64_t)n;
+    }
+    return 0;
+}
+
+int vd_pwrite_full(int fd, const void *buf, size_t len, uint64_t off)
+{
+    const char *p = buf;
+    while (len > 0) {
+        ssize_t n = pwrite(fd, p, len, (off_t)off);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        p += n;
+        len -= (size_t)n;
+        off += (uint64_t)n;
+    }
+    return 0;
+}
+
+char *vd_path_dir(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    if (!slash)
+        return vd_strdup(".");
+    if (slash == path)
+        return vd_strdup("/");
+    size_t n = (size_t)(slash - path);
+    char *d = malloc(n + 1);
+    if (d) {
+        memcpy(d, path, n);
+        d[n] = '\0';
+    }
+    return d;
+}
+
+const char *vd_path_base(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    return slash ? slash + 1 : path;
+}
+
+char *vd_path_join(const char *dir, const char *name)
+{
+    if (name[0] == '/' || !dir || !dir[0] || strcmp(dir, ".") == 0)
+        return vd_strdup(name);
+    return vd_asprintf("%s/%s", dir, name);
+}
+
+char *vd_path_stem(const char *path)
+{
+    size_t n = strlen(path);
+    if (n > 5 && strcasecmp(path + n - 5, ".vmdk") == 0)
+        n -= 5;
+    char *s = malloc(n + 1);
+    if (s) {
+        memcpy(s, path, n);
+        s[n] = '\0';
+    }
+    return s;
+}
+
+void vd_random(void *buf, size_t len)
+{
+    char *p = buf;
+    while (len > 0) {
+        ssize_t n = getrandom(p, len, 0);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            break;
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    if (len > 0) {
+        int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+        if (fd >= 0) {
+            if (vd_pread_full(fd, p, len, 0, 1) == 0)
+                len = 0;
+            close(fd);
+        }
+    }
+    /* Last resort: never leave the buffer undefined. */
+    for (size_t i = 0; i < len; i++)
+        p[i] = (char)(rand() & 0xff);
+}
+
+uint32_t vd_random_cid(void)
+{
+    uint32_t cid;
+    do {
+        vd_random(&cid, sizeof cid);
+    } while (cid == 0xffffffffu || cid == 0xfffffffeu);
+    return cid;
+}
+
+char *vd_asprintf(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *s = NULL;
+    if (vasprintf(&s, fmt, ap) < 0)
+        s = NULL;
+    va_end(ap);
+    return s;
+}
+
+char *vd_strdup(const char *s)
+{
+    return s ? strdup(s) : NULL;
+}
+
+int vd_is_zero(const void *buf, size_t len)
+{
+    const unsigned char *p = buf;
+    /* Check the first 16 bytes byte-wise, then compare the buffer with
+     * itself shifted by 16: equal and the head zero means all zero. */
+    size_t head = len < 16 ? len : 16;
+    for (size_t i = 0; i < head; i++)
+        if (p[i])
+            return 0;
+    if (len <= 16)
+        return 1;
+    return memcmp(p, p + 16, len - 16) == 0;
+}

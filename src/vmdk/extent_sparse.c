@@ -1,0 +1,627 @@
+/* extent_sparse.c - hosted sparse extents (KDMV header, GD/GT, grains).
+ *
+ * Reading: the grain directory is loaded at open; grain tables are loaded
+ * on demand into a bounded LRU cache and validated as they are loaded.
+ * Writing: overwrites go in place; a new grain is appended at the end of the
+ * file (grain aligned), filled from the parent chain or with zeros, and only
+ * then are its entries written to the primary and redundant grain tables.
+ * Allocation is serialised by a mutex; everything else runs concurrently. */
+#include "extent.h"
+
+#include <endian.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "../util/err.h"
+#include "../util/fileio.h"
+
+#define KDMV_MAGIC 0x564d444bu
+#define FLAG_NL_TEST 0x1u
+#define FLAG_RGD 0x2u
+#define FLAG_ZERO_GTE 0x4u
+#define FLAG_COMPRESSED 0x10000u
+#define FLAG_MARKERS 0x20000u
+#define GD_AT_END UINT64_MAX
+#define GT_CACHE_SLOTS 64     /* whole grain tables kept per extent */
+#define MAX_GRAIN 65536u      /* sectors (32 MiB) */
+#define MAX_GTES 65536u
+
+struct gt_slot {
+    uint64_t index;           /* GT number, UINT64_MAX = empty */
+    uint64_t stamp;           /* LRU clock */
+    uint32_t *gte;            /* num_gtes entries, host order, validated */
+};
+
+struct sparse {
+    uint32_t version, flags;
+    uint64_t capacity;        /* sectors, from the header */
+    uint64_t grain;           /* sectors */
+    uint64_t grain_bytes;
+    uint32_t num_gtes;
+    uint64_t gt_cover;        /* bytes covered by one GT */
+    uint64_t rgd_off, gd_off, overhead;   /* sectors */
+    uint64_t n_gd;
+    uint32_t *gd, *rgd;       /* host order; rgd NULL when not used */
+    int unclean_at_open;
+    uint64_t file_size;       /* bytes at open */
+
+    pthread_mutex_t lock;     /* cache and allocation */
+    struct gt_slot cache[GT_CACHE_SLOTS];
+    uint64_t clock;
+    uint64_t next_free;       /* bytes: where the next grain goes */
+    int began_write;
+};
+
+static inline uint32_t rd32(const unsigned char *p) { uint32_t v; memcpy(&v, p, 4); return le32toh(v); }
+static inline uint64_t rd64(const unsigned char *p) { uint64_t v; memcpy(&v, p, 8); return le64toh(v); }
+static inline void wr32(unsigned char *p, uint32_t v) { v = htole32(v); memcpy(p, &v, 4); }
+static inline void wr64(unsigned char *p, uint64_t v) { v = htole64(v); memcpy(p, &v, 8); }
+static int is_pow2(uint64_t v) { return v && !(v & (v - 1)); }
+
+int sparse_read_header_info(int fd, const char *path, struct sparse_header_info *hi)
+{
+    unsigned char h[512];
+    if (vd_pread_full(fd, h, sizeof h, 0, 1) < 0)
+        return errno ? vd_err_errno(errno, "%s: reading sparse header", path)
+                     : vd_err_set(VD_E_CORRUPT, "%s: file too short for a sparse extent header",
+                                  path);
+    if (rd32(h) != KDMV_MAGIC)
+        return vd_err_set(VD_E_CORRUPT, "%s: not a hosted sparse extent (bad magic)", path);
+    hi->capacity = rd64(h + 12);
+    hi->desc_off = rd64(h + 28);
+    hi->desc_size = rd64(h + 36);
+    return 0;
+}
+
+/* ---- header parsing and validation ----------------------------------- */
+
+static int load_dir(struct extent *e, struct sparse *s, uint64_t off_sectors, uint32_t **out,
+                    const char *what)
+{
+    uint64_t bytes = s->n_gd * 4;
+    if (off_sectors > s->file_size / 512 || off_sectors * 512 + bytes > s->file_size)
+        return vd_err_set(VD_E_CORRUPT, "%s: %s at sector %" PRIu64 " extends past end of file",
+                          e->path, what, off_sectors);
+    uint32_t *gd = malloc(bytes ? bytes : 4);
+    if (!gd)
+        return vd_err_set(VD_E_NOMEM, "%s: out of memory for %s", e->path, what);
+    if (vd_pread_full(e->fd, gd, bytes, off_sectors * 512, 1) < 0) {
+        free(gd);
+        return vd_err_errno(errno ? errno : EIO, "%s: reading %s", e->path, what);
+    }
+    uint64_t gt_bytes = (uint64_t)s->num_gtes * 4;
+    for (uint64_t i = 0; i < s->n_gd; i++) {
+        gd[i] = le32toh(gd[i]);
+        if (gd[i] && ((uint64_t)gd[i] * 512 + gt_bytes > s->file_size)) {
+            int rc = vd_err_set(VD_E_CORRUPT,
+                                "%s: grain table %" PRIu64 " (%s entry) at sector %" PRIu32
+                                " points past end of file", e->path, i, what, gd[i]);
+            free(gd);
+            return rc;
+        }
+    }
+    *out = gd;
+    return 0;
+}
+
+static int parse_header(struct extent *e, struct sparse *s)
+{
+    struct stat st;
+    if (fstat(e->fd, &st) < 0)
+        return vd_err_errno(errno, "%s: stat", e->path);
+    s->file_size = (uint64_t)st.st_size;
+    unsigned char h[512];
+    if (s->file_size < 512)
+        return vd_err_set(VD_E_CORRUPT, "%s: file too short for a sparse extent header "
+                          "(%" PRIu64 " bytes)", e->path, s->file_size);
+    if (vd_pread_full(e->fd, h, sizeof h, 0, 1) < 0)
+        return vd_err_errno(errno ? errno : EIO, "%s: reading sparse header", e->path);
+    if (rd32(h) != KDMV_MAGIC)
+        return vd_err_set(VD_E_CORRUPT, "%s: not a hosted sparse extent (bad magic)", e->path);
+    s->version = rd32(h + 4);
+    s->flags = rd32(h + 8);
+    s->capacity = rd64(h + 12);
+    s->grain = rd64(h + 20);
+    s->num_gtes = rd32(h + 44);
+    s->rgd_off = rd64(h + 48);
+    s->gd_off = rd64(h + 56);
+    s->overhead = rd64(h + 64);
+    s->unclean_at_open = h[72] != 0;
+
+    if (s->version < 1 || s->version > 3)
+        return vd_err_set(VD_E_UNSUPPORTED, "%s: sparse extent version %" PRIu32
+                          " is not supported (1-3 are)", e->path, s->version);
+    if ((s->flags & FLAG_NL_TEST) &&
+        (h[73] != '\n' || h[74] != ' ' || h[75] != '\r' || h[76] != '\n'))
+        return vd_err_set(VD_E_CORRUPT, "%s: newline detection bytes are damaged (file "
+                          "transferred in text mode?)", e->path);
+    uint32_t incompat = s->flags & 0xffff0000u & ~(FLAG_COMPRESSED | FLAG_MARKERS);
+    if (incompat)
+        return vd_err_set(VD_E_UNSUPPORTED, "%s: unknown incompatible flags 0x%08" PRIx32,
+                          e->path, incompat);
+    if (s->flags & FLAG_COMPRESSED)
+        return vd_err_set(VD_E_UNSUPPORTED, "%s: compressed (streamOptimized) extents are "
+                          "not supported yet", e->path);
+    if (!is_pow2(s->grain) || s->grain > MAX_GRAIN)
+        return vd_err_set(VD_E_CORRUPT, "%s: grain size %" PRIu64 " sectors is not a power "
+                          "of two between 1 and %u", e->path, s->grain, MAX_GRAIN);
+    if (!is_pow2(s->num_gtes) || s->num_gtes > MAX_GTES)
+        return vd_err_set(VD_E_CORRUPT, "%s: %" PRIu32 " entries per grain table is not a "
+                          "power of two between 1 and %u", e->path, s->num_gtes, MAX_GTES);
+    if (s->capacity > (UINT64_MAX >> 10))
+        return vd_err_set(VD_E_CORRUPT, "%s: capacity %" PRIu64 " sectors overflows",
+                          e->path, s->capacity);
+    if (s->gd_off == GD_AT_END)
+        return vd_err_set(VD_E_UNSUPPORTED, "%s: grain directory at end of file "
+                          "(streamOptimized) is not supported yet", e->path);
+    s->grain_bytes = s->grain * 512;
+    s->gt_cover = s->grain_bytes * s->num_gtes;
+    e->grain_bytes = s->grain_bytes;
+    s->n_gd = (s->capacity * 512 + s->gt_cover - 1) / s->gt_cover;
+    if (s->n_gd > (64u << 20))
+        return vd_err_set(VD_E_CORRUPT, "%s: grain directory of %" PRIu64 " entries is "
+                          "implausibly large", e->path, s->n_gd);
+
+    int rc = load_dir(e, s, s->gd_off, &s->gd, "grain directory");
+    if (rc < 0)
+        return rc;
+    if (s->flags & FLAG_RGD) {
+        rc = load_dir(e, s, s->rgd_off, &s->rgd, "redundant grain directory");
+        if (rc < 0)
+            return rc;
+    }
+    uint64_t end = s->file_size > s->overhead * 512 ? s->file_size : s->overhead * 512;
+    if (s->overhead > s->file_size / 512 + (1u << 20))
+        end = s->file_size;
+    s->next_free = (end + s->grain_bytes - 1) / s->grain_bytes * s->grain_bytes;
+    return 0;
+}
+
+/* ---- grain table cache ------------------------------------------------ */
+
+/* Return the cached GT for index gi (loading it), or NULL with *rc set.
+ * Caller holds s->lock.  A GD entry of 0 yields NULL with *rc = 0. */
+static uint32_t *gt_get(struct extent *e, struct sparse *s, uint64_t gi, int *rc)
+{
+    *rc = 0;
+    struct gt_slot *victim = NULL;
+    for (int i = 0; i < GT_CACHE_SLOTS; i++) {
+        struct gt_slot *sl = &s->cache[i];
+        if (sl->gte && sl->index == gi) {
+            sl->stamp = ++s->clock;
+            return sl->gte;
+        }
+        if (!victim || !sl->gte || (victim->gte && sl->stamp < victim->stamp))
+            victim = sl;
+    }
+    if (gi >= s->n_gd || s->gd[gi] == 0)
+        return NULL;
+    if (!victim->gte) {
+        victim->gte = malloc((size_t)s->num_gtes * 4);
+        if (!victim->gte) {
+            *rc = vd_err_set(VD_E_NOMEM, "%s: out of memory for grain table", e->path);
+            return NULL;
+        }
+    }
+    victim->index = UINT64_MAX;
+    uint32_t *t = victim->gte;
+    if (vd_pread_full(e->fd, t, (size_t)s->num_gtes * 4, (uint64_t)s->gd[gi] * 512, 1) < 0) {
+        *rc = vd_err_errno(errno ? errno : EIO, "%s: reading grain table %" PRIu64, e->path, gi);
+        return NULL;
+    }
+    uint64_t limit = s->next_free > s->file_size ? s->next_free : s->file_size;
+    for (uint32_t i = 0; i < s->num_gtes; i++) {
+        t[i] = le32toh(t[i]);
+        if (t[i] > 1 && (uint64_t)t[i] * 512 >= limit) {
+            if (s->unclean_at_open) {
+                /* An interrupted allocation may leave an entry whose grain
+                 * never reached the disk: treat it as unallocated. */
+                t[i] = 0;
+                continue;
+            }
+            *rc = vd_err_set(VD_E_CORRUPT, "%s: grain table %" PRIu64 " entry %" PRIu32
+                             " points past end of file (sector %" PRIu32 ")",
+                             e->path, gi, i, t[i]);
+            return NULL;
+        }
+    }
+    victim->index = gi;
+    victim->stamp = ++s->clock;
+    return t;
+}
+
+static int sparse_map(struct extent *e, uint64_t off, uint64_t len, struct extent_map *m)
+{
+    struct sparse *s = e->priv;
+    uint64_t cap = s->capacity * 512;
+    if (off >= cap) {              /* descriptor larger than header: a hole */
+        m->kind = MAP_HOLE;
+        m->len = len;
+        return 0;
+    }
+    if (len > cap - off)
+        len = cap - off;
+    uint64_t gi = off / s->gt_cover;
+    uint64_t gt_end = (gi + 1) * s->gt_cover;
+    if (len > gt_end - off)
+        len = gt_end - off;
+
+    pthread_mutex_lock(&s->lock);
+    int rc;
+    uint32_t *t = gt_get(e, s, gi, &rc);
+    if (!t) {
+        pthread_mutex_unlock(&s->lock);
+        if (rc < 0)
+            return rc;
+        m->kind = MAP_HOLE;
+        m->len = len;
+        return 0;
+    }
+    uint64_t g = (off % s->gt_cover) / s->grain_bytes;
+    uint64_t in = off % s->grain_bytes;
+    uint32_t v = t[g];
+    enum map_kind kind = v == 0 ? MAP_HOLE : v == 1 ? MAP_ZERO : MAP_DATA;
+    uint64_t run = s->grain_bytes - in;
+    uint64_t expect = (uint64_t)v + s->grain;
+    /* Extend over following grains of the same kind (and, for data,
+     * physically contiguous ones) so large requests become one syscall. */
+    for (uint64_t k = g + 1; run < len && k < s->num_gtes; k++) {
+        uint32_t w = t[k];
+        if (kind == MAP_DATA) {
+            if (w != expect)
+                break;
+            expect += s->grain;
+        } else if ((w == 0 ? MAP_HOLE : w == 1 ? MAP_ZERO : MAP_DATA) != kind) {
+            break;
+        }
+        run += s->grain_bytes;
+    }
+    pthread_mutex_unlock(&s->lock);
+    m->kind = kind;
+    m->file_off = (uint64_t)v * 512 + in;
+    m->len = run < len ? run : len;
+    return 0;
+}
+
+/* Write the header's uncleanShutdown byte and sync. */
+static int set_unclean(struct extent *e, int value)
+{
+    unsigned char b = value ? 1 : 0;
+    if (vd_pwrite_full(e->fd, &b, 1, 72) < 0 || fdatasync(e->fd) < 0)
+        return vd_err_errno(errno, "%s: updating unclean-shutdown flag", e->path);
+    return 0;
+}
+
+static int sparse_begin_write(struct extent *e)
+{
+    struct sparse *s = e->priv;
+    int rc = set_unclean(e, 1);
+    if (rc == 0)
+        s->began_write = 1;
+    return rc;
+}
+
+static int sparse_end_write(struct extent *e)
+{
+    struct sparse *s = e->priv;
+    if (!s->began_write)
+        return 0;
+    return set_unclean(e, 0);
+}
+
+/* Write entries [g0, g0+n) of grain table gi (primary and redundant). */
+static int write_gtes(struct extent *e, struct sparse *s, uint64_t gi, uint32_t *t,
+                      uint64_t g0, uint64_t n)
+{
+    uint32_t buf[512];
+    uint64_t done = 0;
+    while (done < n) {
+        uint64_t c = n - done < 512 ? n - done : 512;
+        for (uint64_t i = 0; i < c; i++)
+            buf[i] = htole32(t[g0 + done + i]);
+        uint64_t rel = (g0 + done) * 4;
+        if (vd_pwrite_full(e->fd, buf, c * 4, (uint64_t)s->gd[gi] * 512 + rel) < 0)
+            return vd_err_errno(errno, "%s: writing grain table %" PRIu64, e->path, gi);
+        if (s->rgd && s->rgd[gi] &&
+            vd_pwrite_full(e->fd, buf, c * 4, (uint64_t)s->rgd[gi] * 512 + rel) < 0)
+            return vd_err_errno(errno, "%s: writing redundant grain table %" PRIu64,
+                                e->path, gi);
+        done += c;
+    }
+    return 0;
+}
+
+/* Allocate grains [g0, g0+n) of GT gi (all unallocated) and write the part
+ * [off, off+len) of them from buf; the rest of the first and last grain is
+ * filled from the parent (cow) or with zeros. */
+static int alloc_run(struct extent *e, struct sparse *s, uint32_t *t, uint64_t gi,
+                     uint64_t g0, uint64_t n, uint64_t off, const unsigned char *buf,
+                     uint64_t len, cow_read_fn cow, void *cow_ctx)
+{
+    uint64_t gb = s->grain_bytes;
+    uint64_t run_start = gi * s->gt_cover + g0 * gb;     /* extent offset */
+    uint64_t head = off - run_start;                     /* bytes before off */
+    uint64_t tail = n * gb - head - len;                 /* bytes after */
+    unsigned char *hbuf = NULL, *tbuf = NULL;
+    struct iovec iov[3];
+    int niov = 0, rc = 0;
+
+    /* Partial first grain. */
+    if (head) {
+        hbuf = malloc(gb);
+        if (!hbuf)
+            return vd_err_set(VD_E_NOMEM, "%s: out of memory", e->path);
+        if (t[g0] == 0 && cow)
+            rc = cow(cow_ctx, hbuf, gb, e->start + run_start);
+        else
+            memset(hbuf, 0, gb);
+        if (rc < 0)
+            goto out;
+    }
+    /* Partial last grain (may be the same grain as the first). */
+    uint64_t last_g = g0 + n - 1;
+    if (tail && !(n == 1 && hbuf)) {
+        tbuf = malloc(gb);
+        if (!tbuf) {
+            rc = vd_err_set(VD_E_NOMEM, "%s: out of memory", e->path);
+            goto out;
+        }
+        if (t[last_g] == 0 && cow)
+            rc = cow(cow_ctx, tbuf, gb, e->start + run_start + (n - 1) * gb);
+        else
+            memset(tbuf, 0, gb);
+        if (rc < 0)
+            goto out;
+    }
+    if (n == 1 && hbuf) {
+        memcpy(hbuf + head, buf, len);
+        iov[niov++] = (struct iovec){ hbuf, gb };
+    } else {
+        uint64_t mid = len;
+        if (hbuf) {
+            memcpy(hbuf + head, buf, gb - head);
+            iov[niov++] = (struct iovec){ hbuf, gb };
+            mid -= gb - head;
+        }
+        uint64_t tail_part = tbuf ? gb - tail : 0;
+        mid -= tail_part;
+        if (mid)
+            iov[niov++] = (struct iovec){ (void *)(buf + (hbuf ? gb - head : 0)), mid };
+        if (tbuf) {
+            memcpy(tbuf, buf + len - tail_part, tail_part);
+            iov[niov++] = (struct iovec){ tbuf, gb };
+        }
+    }
+
+    uint64_t where = s->next_free;
+    if (where / 512 + n * s->grain > UINT32_MAX) {
+        rc = vd_err_set(VD_E_NOSPACE, "%s: sparse extent is full (grain offsets are 32-bit)",
+                        e->path);
+        goto out;
+    }
+    /* Data first ... */
+    uint64_t pos = where;
+    int i = 0;
+    while (i < niov) {
+        ssize_t w = pwritev(e->fd, &iov[i], niov - i, (off_t)pos);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            rc = vd_err_errno(errno, "%s: writing new grains at offset %" PRIu64, e->path, pos);
+            goto out;
+        }
+        pos += (uint64_t)w;
+        while (i < niov && (size_t)w >= iov[i].iov_len) {
+            w -= (ssize_t)iov[i].iov_len;
+            i++;
+        }
+        if (i < niov && w > 0) {
+            iov[i].iov_base = (char *)iov[i].iov_base + w;
+            iov[i].iov_len -= (size_t)w;
+        }
+    }
+    s->next_free = where + n * gb;
+    /* ... then the grain table entries. */
+    for (uint64_t k = 0; k < n; k++)
+        t[g0 + k] = (uint32_t)(where / 512 + k * s->grain);
+    rc = write_gtes(e, s, gi, t, g0, n);
+out:
+    free(hbuf);
+    free(tbuf);
+    return rc;
+}
+
+static int sparse_write_alloc(struct extent *e, uint64_t off, const void *buf, size_t len,
+                              cow_read_fn cow, void *cow_ctx)
+{
+    struct sparse *s = e->priv;
+    const unsigned char *p = buf;
+    uint64_t cap = s->capacity * 512;
+    if (off + len > cap)
+        return vd_err_set(VD_E_CORRUPT, "%s: write past the sparse extent's capacity "
+                          "(%" PRIu64 " bytes; descriptor and header disagree)", e->path, cap);
+    int rc = 0;
+    pthread_mutex_lock(&s->lock);
+    while (len > 0) {
+        uint64_t gi = off / s->gt_cover;
+        uint64_t gt_end = (gi + 1) * s->gt_cover;
+        uint64_t chunk = len < gt_end - off ? len : gt_end - off;
+        if (gi >= s->n_gd || s->gd[gi] == 0) {
+            rc = vd_err_set(VD_E_UNSUPPORTED, "%s: grain table %" PRIu64 " is not allocated "
+                            "(non-standard layout); convert the disk first", e->path, gi);
+            break;
+        }
+        uint32_t *t = gt_get(e, s, gi, &rc);
+        if (!t)
+            break;
+        /* Walk the grains of this chunk; allocate maximal runs of grains
+         * that are still unallocated (another thread may have allocated
+         * some since the caller's map()). */
+        uint64_t pos = off, end = off + chunk;
+        while (pos < end) {
+            uint64_t g = (pos % s->gt_cover) / s->grain_bytes;
+            uint64_t gend = (pos / s->grain_bytes + 1) * s->grain_bytes;
+            if (gend > end)
+                gend = end;
+            if (t[g] > 1) {
+                uint64_t in = pos % s->grain_bytes;
+                if (vd_pwrite_full(e->fd, p + (pos - off), gend - pos,
+                                   (uint64_t)t[g] * 512 + in) < 0) {
+                    rc = vd_err_errno(errno, "%s: writing grain", e->path);
+                    goto unlock;
+                }
+                pos = gend;
+                continue;
+            }
+            uint64_t n = 1, rend = gend;
+            while (rend < end && t[g + n] <= 1) {
+                rend = rend + s->grain_bytes < end ? rend + s->grain_bytes : end;
+                n++;
+            }
+            rc = alloc_run(e, s, t, gi, g, n, pos, p + (pos - off), rend - pos, cow, cow_ctx);
+            if (rc < 0)
+                goto unlock;
+            pos = rend;
+        }
+        p += chunk;
+        off += chunk;
+        len -= chunk;
+    }
+unlock:
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+static void sparse_destroy(struct extent *e)
+{
+    struct sparse *s = e->priv;
+    if (!s)
+        return;
+    for (int i = 0; i < GT_CACHE_SLOTS; i++)
+        free(s->cache[i].gte);
+    free(s->gd);
+    free(s->rgd);
+    pthread_mutex_destroy(&s->lock);
+    free(s);
+    e->priv = NULL;
+}
+
+static const struct extent_ops sparse_ops = {
+    .name = "sparse",
+    .map = sparse_map,
+    .write_alloc = sparse_write_alloc,
+    .begin_write = sparse_begin_write,
+    .end_write = sparse_end_write,
+    .destroy = sparse_destroy,
+};
+
+int extent_sparse_open(struct extent *e)
+{
+    struct sparse *s = calloc(1, sizeof *s);
+    if (!s)
+        return vd_err_set(VD_E_NOMEM, "%s: out of memory", e->path);
+    pthread_mutex_init(&s->lock, NULL);
+    e->priv = s;
+    e->ops = &sparse_ops;
+    int rc = parse_header(e, s);
+    if (rc < 0) {
+        sparse_destroy(e);
+        e->ops = NULL;
+    }
+    return rc;
+}
+
+/* ---- creation ---------------------------------------------------------- */
+
+void sparse_layout_compute(uint64_t capacity, uint32_t grain, int embedded_desc,
+                           struct sparse_layout *l)
+{
+    memset(l, 0, sizeof *l);
+    l->capacity = capacity;
+    l->grain = grain;
+    l->num_gtes = 512;
+    uint64_t cover = (uint64_t)l->num_gtes * grain;
+    l->n_gt = (capacity + cover - 1) / cover;
+    l->gd_sectors = (l->n_gt * 4 + 511) / 512;
+    l->desc_off = embedded_desc ? 1 : 0;
+    l->desc_size = embedded_desc ? 20 : 0;
+    l->rgd_off = embedded_desc ? 21 : 1;
+    uint64_t gt_sectors = l->n_gt * ((uint64_t)l->num_gtes * 4 / 512);
+    l->gd_off = l->rgd_off + l->gd_sectors + gt_sectors;
+    uint64_t meta_end = l->gd_off + l->gd_sectors + gt_sectors;
+    l->overhead = (meta_end + grain - 1) / grain * grain;
+}
+
+static int write_dir(int fd, const char *path, uint64_t dir_off, uint64_t n_gt,
+                     uint64_t gt_sectors_each, uint64_t gd_sectors)
+{
+    uint32_t *d = calloc(gd_sectors * 128, 4);
+    if (!d)
+        return vd_err_set(VD_E_NOMEM, "%s: out of memory", path);
+    for (uint64_t i = 0; i < n_gt; i++)
+        d[i] = htole32((uint32_t)(dir_off + gd_sectors + i * gt_sectors_each));
+    int rc = 0;
+    if (vd_pwrite_full(fd, d, gd_sectors * 512, dir_off * 512) < 0)
+        rc = vd_err_errno(errno, "%s: writing grain directory", path);
+    free(d);
+    return rc;
+}
+
+int sparse_extent_write_new(int fd, const char *path, const struct sparse_layout *l,
+                            const char *desc, size_t desc_len)
+{
+    if (l->overhead + l->capacity > UINT32_MAX)
+        return vd_err_set(VD_E_INVAL, "%s: %" PRIu64 " sectors is too large for one hosted "
+                          "sparse extent (limit about 2 TiB); use a split type", path,
+                          l->capacity);
+    if (desc && desc_len > l->desc_size * 512)
+        return vd_err_set(VD_E_NOSPACE, "%s: descriptor of %zu bytes does not fit in %" PRIu64
+                          " sectors", path, desc_len, l->desc_size);
+    if (ftruncate(fd, (off_t)(l->overhead * 512)) < 0)
+        return vd_err_errno(errno, "%s: sizing new sparse extent", path);
+    uint64_t gt_each = (uint64_t)l->num_gtes * 4 / 512;
+    int rc = write_dir(fd, path, l->rgd_off, l->n_gt, gt_each, l->gd_sectors);
+    if (rc == 0)
+        rc = write_dir(fd, path, l->gd_off, l->n_gt, gt_each, l->gd_sectors);
+    if (rc < 0)
+        return rc;
+    if (desc && vd_pwrite_full(fd, desc, desc_len, l->desc_off * 512) < 0)
+        return vd_err_errno(errno, "%s: writing embedded descriptor", path);
+    unsigned char h[512];
+    memset(h, 0, sizeof h);
+    wr32(h, KDMV_MAGIC);
+    wr32(h + 4, 1);
+    wr32(h + 8, FLAG_NL_TEST | FLAG_RGD);
+    wr64(h + 12, l->capacity);
+    wr64(h + 20, l->grain);
+    wr64(h + 28, l->desc_off);
+    wr64(h + 36, l->desc_size);
+    wr32(h + 44, l->num_gtes);
+    wr64(h + 48, l->rgd_off);
+    wr64(h + 56, l->gd_off);
+    wr64(h + 64, l->overhead);
+    h[72] = 0;
+    h[73] = '\n';
+    h[74] = ' ';
+    h[75] = '\r';
+    h[76] = '\n';
+    if (vd_pwrite_full(fd, h, sizeof h, 0) < 0)
+        return vd_err_errno(errno, "%s: writing sparse header", path);
+    return 0;
+}
+
+void extent_destroy(struct extent *e)
+{
+    if (e->ops && e->ops->destroy)
+        e->ops->destroy(e);
+    if (e->own_fd && e->fd >= 0)
+        close(e->fd);
+    free(e->path);
+    memset(e, 0, sizeof *e);
+    e->fd = -1;
+}

@@ -1,0 +1,158 @@
+/* vmdk.h - the VMDK format engine: the interface every upper layer uses.
+ *
+ * A vmdk_disk is an open chain of links (the opened file on top, then its
+ * parents).  It is addressed in bytes; reads fall through the chain, writes
+ * go to the top link.  All functions return 0 or a negative vd_err code with
+ * the detail in vd_err_msg().  One vmdk_disk may be used from many threads
+ * at once for pread/pwrite/flush/block_status/meta_get. */
+#ifndef VD_VMDK_H
+#define VD_VMDK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../util/err.h"
+
+#define VMDK_SECTOR 512u
+
+/* Disk types; the numbers equal VixDiskLibDiskType. */
+enum vmdk_type {
+    VMDK_TYPE_UNKNOWN = 0,
+    VMDK_TYPE_MONOLITHIC_SPARSE = 1,
+    VMDK_TYPE_MONOLITHIC_FLAT = 2,
+    VMDK_TYPE_SPLIT_SPARSE = 3,
+    VMDK_TYPE_SPLIT_FLAT = 4,
+    VMDK_TYPE_VMFS_FLAT = 5,
+    VMDK_TYPE_STREAM_OPTIMIZED = 6,
+    VMDK_TYPE_VMFS_THIN = 7,
+    VMDK_TYPE_VMFS_SPARSE = 8,
+};
+
+/* Adapter types; the numbers equal VixDiskLibAdapterType. */
+enum vmdk_adapter {
+    VMDK_ADAPTER_IDE = 1,
+    VMDK_ADAPTER_BUSLOGIC = 2,
+    VMDK_ADAPTER_LSILOGIC = 3,
+    VMDK_ADAPTER_UNKNOWN = 256,
+};
+
+enum vmdk_open_flags {
+    VMDK_OPEN_RDONLY = 1u << 0,      /* open every link read-only */
+    VMDK_OPEN_SINGLE_LINK = 1u << 1, /* do not open parents */
+    VMDK_OPEN_NOLOCK = 1u << 2,      /* take no file locks (tools, tests) */
+    VMDK_OPEN_DIRECT = 1u << 3,      /* O_DIRECT on extent files */
+    VMDK_OPEN_NOCID = 1u << 4,       /* do not check parentCID against CID */
+};
+
+typedef struct vmdk_disk vmdk_disk;
+
+/* ---- open / close ---------------------------------------------------- */
+
+/* Open the disk whose descriptor (or monolithic sparse file) is at path.
+ * Parents named by parentFileNameHint are opened read-only below it. */
+int vmdk_open(const char *path, unsigned flags, vmdk_disk **out);
+/* Flush, clear the unclean-shutdown flags, release locks, free.  Returns
+ * the first error met while flushing; the disk is freed either way. */
+int vmdk_close(vmdk_disk *d);
+
+/* ---- I/O (bytes) ----------------------------------------------------- */
+
+/* Whole-range I/O: either everything is transferred or an error returns.
+ * off+len past the capacity is VD_E_RANGE with nothing transferred. */
+int vmdk_pread(vmdk_disk *d, void *buf, size_t len, uint64_t off);
+int vmdk_pwrite(vmdk_disk *d, const void *buf, size_t len, uint64_t off);
+/* fdatasync every file written since the last flush. */
+int vmdk_flush(vmdk_disk *d);
+
+/* ---- allocation status ----------------------------------------------- */
+
+enum vmdk_status {
+    VMDK_DATA = 0, /* stored data (may happen to be zeros) */
+    VMDK_ZERO = 1, /* reads as zeros without data stored (zeroed grain, ZERO extent) */
+    VMDK_HOLE = 2, /* nothing stored anywhere in the chain: reads as zeros */
+};
+
+/* Status of the range starting at off: *status for the first *run bytes
+ * (1 <= *run <= len; runs are grain aligned except at the range ends).
+ * single_link: look at the top link only (a hole there may hold parent
+ * data).  Computed from metadata only. */
+int vmdk_block_status(vmdk_disk *d, uint64_t off, uint64_t len, int single_link,
+                      uint64_t *run, int *status);
+
+/* ---- information ----------------------------------------------------- */
+
+uint64_t vmdk_capacity(const vmdk_disk *d);       /* bytes */
+int vmdk_is_readonly(const vmdk_disk *d);
+int vmdk_num_links(const vmdk_disk *d);           /* >= 1 */
+
+struct vmdk_link_info {
+    const char *path;          /* descriptor path as opened */
+    const char *create_type;   /* createType text ("monolithicSparse") */
+    enum vmdk_type type;
+    uint32_t cid, parent_cid;  /* parent_cid 0xffffffff = no parent */
+    const char *parent_hint;   /* parentFileNameHint or NULL */
+    uint64_t capacity;         /* bytes */
+    int num_extents;
+    uint32_t grain_size;       /* bytes; 0 for links without sparse extents */
+    uint64_t allocated_bytes;  /* space used by all files of this link */
+};
+/* Link 0 is the top (the opened file).  Pointers stay valid until close. */
+int vmdk_link_info(const vmdk_disk *d, int link, struct vmdk_link_info *info);
+
+struct vmdk_extent_info {
+    const char *path;       /* absolute or descriptor-relative file, NULL for ZERO */
+    const char *kind;       /* "SPARSE", "FLAT", "VMFS", "ZERO", ... */
+    const char *access;     /* "RW", "RDONLY", "NOACCESS" */
+    uint64_t start, length; /* position in the link, bytes */
+    uint64_t file_offset;   /* bytes, flat extents */
+};
+int vmdk_extent_info(const vmdk_disk *d, int link, int extent,
+                     struct vmdk_extent_info *info);
+
+struct vmdk_geometry { uint32_t cylinders, heads, sectors; };
+/* Physical geometry from the disk database (walks the chain). */
+int vmdk_geometry(const vmdk_disk *d, struct vmdk_geometry *g);
+enum vmdk_adapter vmdk_adapter_type(const vmdk_disk *d);
+int vmdk_hw_version(const vmdk_disk *d);
+
+/* ---- metadata (disk database, ddb.* keys) ----------------------------- */
+
+/* Keys are given without the "ddb." prefix, as VixDiskLib does ("uuid",
+ * "geometry.cylinders").  get walks the chain from the top; set and remove
+ * change the top link only. */
+int vmdk_meta_get(vmdk_disk *d, const char *key, char **value /* malloc'd */);
+int vmdk_meta_set(vmdk_disk *d, const char *key, const char *value);
+/* value NULL removes the key. */
+/* Keys of the top link, in descriptor order; free with vmdk_strv_free. */
+int vmdk_meta_keys(vmdk_disk *d, char ***keys, size_t *count);
+void vmdk_strv_free(char **v, size_t count);
+
+/* ---- create ------------------------------------------------------------ */
+
+struct vmdk_create_params {
+    enum vmdk_type type;
+    uint64_t capacity;          /* bytes, rounded up to a sector */
+    enum vmdk_adapter adapter;  /* 0 means lsilogic */
+    int hw_version;             /* 0 means 4 */
+    uint32_t grain_sectors;     /* 0 means 128 (sparse types) */
+    uint64_t split_size;        /* bytes per split extent, 0 = 2047 MiB */
+};
+/* Create a new disk at path (the descriptor); fails with VD_E_EXISTS if any
+ * file of it already exists.  Nothing is left behind on failure. */
+int vmdk_create(const char *path, const struct vmdk_create_params *p);
+/* Create a delta disk at child_path (monolithicSparse, or twoGbMaxExtentSparse
+ * when type says so) whose parent is the disk at parent_path. */
+int vmdk_create_child(const char *child_path, const char *parent_path,
+                      enum vmdk_type type);
+
+/* Names for enum values ("monolithicSparse", "lsilogic"); parse helpers
+ * return VMDK_TYPE_UNKNOWN / VMDK_ADAPTER_UNKNOWN for unknown text. */
+const char *vmdk_type_name(enum vmdk_type t);
+enum vmdk_type vmdk_type_from_name(const char *create_type);
+const char *vmdk_adapter_name(enum vmdk_adapter a);
+enum vmdk_adapter vmdk_adapter_from_name(const char *name);
+/* Geometry VMware assigns to a new disk of this size and adapter. */
+void vmdk_geometry_for(uint64_t capacity_bytes, enum vmdk_adapter a,
+                       struct vmdk_geometry *g);
+
+#endif
