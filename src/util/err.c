@@ -58,7 +58,7 @@ void vd_err_prefix(const char *fmt, ...)
     va_end(ap);
     if (n < 0 || (size_t)n >= sizeof err_buf)
         return;
-    snprintf(err_buf + n, sizeof err_buf - (size_t)n, ": %s", old);
+    snprintf(err_buf + n, sizeof err_buf - (size_t)n, ": %.900s", old);
 }
 
 const char *vd_err_msg(void) { return err_buf; }

@@ -40,6 +40,8 @@ struct extent_ops {
                        cow_read_fn cow, void *cow_ctx);
     /* Called once before the first write (sets the unclean-shutdown flag). */
     int (*begin_write)(struct extent *e);
+    /* Make every write durable in the right order.  NULL: fdatasync. */
+    int (*flush)(struct extent *e);
     /* Called on clean close after a final flush (clears the flag). */
     int (*end_write)(struct extent *e);
     void (*destroy)(struct extent *e);

@@ -35,6 +35,7 @@ struct gt_slot {
     uint64_t index;           /* GT number, UINT64_MAX = empty */
     uint64_t stamp;           /* LRU clock */
     uint32_t *gte;            /* num_gtes entries, host order, validated */
+    uint32_t dirty_lo, dirty_hi;  /* entries [lo, hi) not yet on disk */
 };
 
 struct sparse {
@@ -184,6 +185,8 @@ static int parse_header(struct extent *e, struct sparse *s)
 
 /* ---- grain table cache ------------------------------------------------ */
 
+static int writeback_slot(struct extent *e, struct sparse *s, struct gt_slot *sl, int sync_data);
+
 /* Return the cached GT for index gi (loading it), or NULL with *rc set.
  * Caller holds s->lock.  A GD entry of 0 yields NULL with *rc = 0. */
 static uint32_t *gt_get(struct extent *e, struct sparse *s, uint64_t gi, int *rc)
@@ -200,6 +203,9 @@ static uint32_t *gt_get(struct extent *e, struct sparse *s, uint64_t gi, int *rc
             victim = sl;
     }
     if (gi >= s->n_gd || s->gd[gi] == 0)
+        return NULL;
+    if (victim->gte && victim->dirty_hi > victim->dirty_lo &&
+        (*rc = writeback_slot(e, s, victim, 1)) < 0)
         return NULL;
     if (!victim->gte) {
         victim->gte = malloc((size_t)s->num_gtes * 4);
@@ -314,8 +320,9 @@ static int sparse_end_write(struct extent *e)
     return set_unclean(e, 0);
 }
 
-/* Write entries [g0, g0+n) of grain table gi (primary and redundant). */
-static int write_gtes(struct extent *e, struct sparse *s, uint64_t gi, uint32_t *t,
+/* Write entries [g0, g0+n) of the cached table t (GT gi) to the primary
+ * and the redundant grain table. */
+static int write_gtes(struct extent *e, struct sparse *s, uint64_t gi, const uint32_t *t,
                       uint64_t g0, uint64_t n)
 {
     uint32_t buf[512];
@@ -334,6 +341,63 @@ static int write_gtes(struct extent *e, struct sparse *s, uint64_t gi, uint32_t 
         done += c;
     }
     return 0;
+}
+
+/* Write the dirty entries of one cached table.  New entries only ever
+ * point at grains written before them, so the data is made durable first
+ * (sync_data): a crash can leak a grain but never expose garbage. */
+static int writeback_slot(struct extent *e, struct sparse *s, struct gt_slot *sl, int sync_data)
+{
+    if (sl->dirty_hi <= sl->dirty_lo)
+        return 0;
+    if (sync_data && fdatasync(e->fd) < 0)
+        return vd_err_errno(errno, "%s: flushing grains", e->path);
+    int rc = write_gtes(e, s, sl->index, sl->gte, sl->dirty_lo, sl->dirty_hi - sl->dirty_lo);
+    if (rc == 0)
+        sl->dirty_lo = sl->dirty_hi = 0;
+    return rc;
+}
+
+/* Flush: data, then the grain tables that point at it, then those. */
+static int sparse_flush(struct extent *e)
+{
+    struct sparse *s = e->priv;
+    int rc = 0, any = 0;
+    pthread_mutex_lock(&s->lock);
+    if (fdatasync(e->fd) < 0)
+        rc = vd_err_errno(errno, "%s: flushing", e->path);
+    for (int i = 0; rc == 0 && i < GT_CACHE_SLOTS; i++) {
+        struct gt_slot *sl = &s->cache[i];
+        if (sl->gte && sl->dirty_hi > sl->dirty_lo) {
+            any = 1;
+            rc = writeback_slot(e, s, sl, 0);
+        }
+    }
+    if (rc == 0 && any && fdatasync(e->fd) < 0)
+        rc = vd_err_errno(errno, "%s: flushing grain tables", e->path);
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+/* Record entries [g0, g0+n) of the cached GT t as changed. */
+static void mark_dirty(struct sparse *s, const uint32_t *t, uint64_t g0, uint64_t n)
+{
+    for (int i = 0; i < GT_CACHE_SLOTS; i++) {
+        struct gt_slot *sl = &s->cache[i];
+        if (sl->gte != t)
+            continue;
+        uint32_t lo = (uint32_t)g0, hi = (uint32_t)(g0 + n);
+        if (sl->dirty_hi <= sl->dirty_lo) {
+            sl->dirty_lo = lo;
+            sl->dirty_hi = hi;
+        } else {
+            if (lo < sl->dirty_lo)
+                sl->dirty_lo = lo;
+            if (hi > sl->dirty_hi)
+                sl->dirty_hi = hi;
+        }
+        return;
+    }
 }
 
 /* Allocate grains [g0, g0+n) of GT gi (all unallocated) and write the part
@@ -429,7 +493,8 @@ static int alloc_run(struct extent *e, struct sparse *s, uint32_t *t, uint64_t g
     /* ... then the grain table entries. */
     for (uint64_t k = 0; k < n; k++)
         t[g0 + k] = (uint32_t)(where / 512 + k * s->grain);
-    rc = write_gtes(e, s, gi, t, g0, n);
+    (void)gi;
+    mark_dirty(s, t, g0, n);
 out:
     free(hbuf);
     free(tbuf);
@@ -517,6 +582,7 @@ static const struct extent_ops sparse_ops = {
     .write_alloc = sparse_write_alloc,
     .begin_write = sparse_begin_write,
     .end_write = sparse_end_write,
+    .flush = sparse_flush,
     .destroy = sparse_destroy,
 };
 

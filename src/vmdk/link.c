@@ -472,9 +472,13 @@ int link_flush(struct link *l)
     for (size_t i = 0; i < l->next; i++) {
         struct extent *e = &l->ext[i];
         if (e->fd >= 0 && atomic_exchange(&e->dirty, 0)) {
-            if (fdatasync(e->fd) < 0 && rc == 0) {
-                rc = vd_err_errno(errno, "%s: flushing", e->path);
+            int r = e->ops->flush ? e->ops->flush(e)
+                                  : fdatasync(e->fd) < 0
+                                        ? vd_err_errno(errno, "%s: flushing", e->path) : 0;
+            if (r < 0) {
                 atomic_store(&e->dirty, 1);
+                if (rc == 0)
+                    rc = r;
             }
         }
     }
