@@ -11,13 +11,23 @@
 #include <sys/random.h>
 #include <unistd.h>
 
+/* An O_DIRECT file refuses unaligned transfers with EINVAL: drop O_DIRECT
+ * on that descriptor and let the caller retry through the page cache. */
+static int drop_direct(int fd)
+{
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || !(fl & O_DIRECT))
+        return 0;
+    return fcntl(fd, F_SETFL, fl & ~O_DIRECT) == 0;
+}
+
 int vd_pread_full(int fd, void *buf, size_t len, uint64_t off, int eof_is_error)
 {
     char *p = buf;
     while (len > 0) {
         ssize_t n = pread(fd, p, len, (off_t)off);
         if (n < 0) {
-            if (errno == EINTR)
+            if (errno == EINTR || (errno == EINVAL && drop_direct(fd)))
                 continue;
             return -1;
         }
@@ -42,7 +52,7 @@ int vd_pwrite_full(int fd, const void *buf, size_t len, uint64_t off)
     while (len > 0) {
         ssize_t n = pwrite(fd, p, len, (off_t)off);
         if (n < 0) {
-            if (errno == EINTR)
+            if (errno == EINTR || (errno == EINVAL && drop_direct(fd)))
                 continue;
             return -1;
         }

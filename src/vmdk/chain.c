@@ -72,7 +72,7 @@ int vmdk_open(const char *path, unsigned flags, vmdk_disk **out)
                             MAX_LINKS);
             goto fail;
         }
-        char *ppath;
+        char *ppath = NULL;
         if ((rc = resolve_parent(child, &ppath)) < 0)
             goto fail;
         struct stat st;
@@ -365,6 +365,33 @@ int vmdk_extent_info(const vmdk_disk *d, int li, int ei, struct vmdk_extent_info
     info->length = e->size;
     info->file_offset = e->file_off;
     return 0;
+}
+
+int vmdk_link_files(const vmdk_disk *d, int li, char ***files, size_t *count)
+{
+    if (li < 0 || li >= d->nlinks)
+        return vd_err_set(VD_E_INVAL, "no link %d (chain has %d)", li, d->nlinks);
+    const struct link *l = d->links[li];
+    char **v = calloc(l->next + 2, sizeof *v);
+    if (!v)
+        return vd_err_set(VD_E_NOMEM, "out of memory");
+    size_t n = 0;
+    if (!(v[n++] = vd_strdup(l->path)))
+        goto nomem;
+    for (size_t i = 0; i < l->next; i++) {
+        const char *p = l->ext[i].path;
+        int seen = !p;
+        for (size_t j = 0; j < n && !seen; j++)
+            seen = strcmp(v[j], p) == 0;
+        if (!seen && !(v[n++] = vd_strdup(p)))
+            goto nomem;
+    }
+    *files = v;
+    *count = n;
+    return 0;
+nomem:
+    vmdk_strv_free(v, n);
+    return vd_err_set(VD_E_NOMEM, "out of memory");
 }
 
 /* ---- metadata ------------------------------------------------------- */

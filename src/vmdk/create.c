@@ -372,20 +372,18 @@ static char *parent_hint_for(const char *child, const char *parent)
     return hint;
 }
 
-int vmdk_create_child(const char *child_path, const char *parent_path, enum vmdk_type type)
+int vmdk_create_child_of(vmdk_disk *parent, const char *child_path, enum vmdk_type type)
 {
     vd_err_clear();
-    if (!child_path || !parent_path)
-        return vd_err_set(VD_E_INVAL, "child and parent paths are required");
+    if (!parent || !child_path)
+        return vd_err_set(VD_E_INVAL, "child path and parent disk are required");
     if (type != VMDK_TYPE_MONOLITHIC_SPARSE && type != VMDK_TYPE_SPLIT_SPARSE)
         return vd_err_set(VD_E_UNSUPPORTED, "%s: child disks must be monolithicSparse or "
                           "twoGbMaxExtentSparse", child_path);
-    vmdk_disk *parent;
-    int rc = vmdk_open(parent_path, VMDK_OPEN_RDONLY, &parent);
+    struct vmdk_link_info li;
+    int rc = vmdk_link_info(parent, 0, &li);
     if (rc < 0)
         return rc;
-    struct vmdk_link_info li;
-    vmdk_link_info(parent, 0, &li);
     struct vmdk_create_params p = {
         .type = type,
         .capacity = li.capacity,
@@ -394,12 +392,24 @@ int vmdk_create_child(const char *child_path, const char *parent_path, enum vmdk
     };
     if (p.adapter == VMDK_ADAPTER_UNKNOWN)
         p.adapter = VMDK_ADAPTER_LSILOGIC;
-    uint32_t pcid = li.cid;
-    char *hint = parent_hint_for(child_path, parent_path);
-    vmdk_close(parent);
+    char *hint = parent_hint_for(child_path, li.path);
     if (!hint)
-        return vd_err_set(VD_E_NOTFOUND, "%s: cannot resolve parent path", parent_path);
-    rc = create_with(child_path, &p, pcid, hint);
+        return vd_err_set(VD_E_NOTFOUND, "%s: cannot resolve parent path", li.path);
+    rc = create_with(child_path, &p, li.cid, hint);
     free(hint);
+    return rc;
+}
+
+int vmdk_create_child(const char *child_path, const char *parent_path, enum vmdk_type type)
+{
+    vd_err_clear();
+    if (!child_path || !parent_path)
+        return vd_err_set(VD_E_INVAL, "child and parent paths are required");
+    vmdk_disk *parent;
+    int rc = vmdk_open(parent_path, VMDK_OPEN_RDONLY, &parent);
+    if (rc < 0)
+        return rc;
+    rc = vmdk_create_child_of(parent, child_path, type);
+    vmdk_close(parent);
     return rc;
 }

@@ -127,6 +127,10 @@ int vmdk_meta_set(vmdk_disk *d, const char *key, const char *value);
 int vmdk_meta_keys(vmdk_disk *d, char ***keys, size_t *count);
 void vmdk_strv_free(char **v, size_t count);
 
+/* Every file of one link (descriptor first, then extent files, each once);
+ * free with vmdk_strv_free. */
+int vmdk_link_files(const vmdk_disk *d, int link, char ***files, size_t *count);
+
 /* ---- create ------------------------------------------------------------ */
 
 struct vmdk_create_params {
@@ -144,6 +148,8 @@ int vmdk_create(const char *path, const struct vmdk_create_params *p);
  * when type says so) whose parent is the disk at parent_path. */
 int vmdk_create_child(const char *child_path, const char *parent_path,
                       enum vmdk_type type);
+/* The same for a parent that is already open (its top link is the parent). */
+int vmdk_create_child_of(vmdk_disk *parent, const char *child_path, enum vmdk_type type);
 
 /* Names for enum values ("monolithicSparse", "lsilogic"); parse helpers
  * return VMDK_TYPE_UNKNOWN / VMDK_ADAPTER_UNKNOWN for unknown text. */

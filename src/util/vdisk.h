@@ -1,0 +1,59 @@
+/* vdisk.h - a disk as an object with operations.
+ *
+ * The ABI layer, the high-level API, ops/ and the tools talk to disks only
+ * through this table.  The local VMDK chain implements it (vmdk/vdisk_local.c);
+ * the network transport implements it for remote disks.  All offsets and
+ * lengths are bytes; functions return 0 or a negative vd_err code with the
+ * detail in vd_err_msg(). */
+#ifndef VD_UTIL_VDISK_H
+#define VD_UTIL_VDISK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct vdisk_geometry { uint32_t cylinders, heads, sectors; };
+
+struct vdisk_info {
+    uint64_t capacity;               /* bytes */
+    int num_links;
+    char *parent_hint;               /* malloc'd or NULL */
+    char *uuid;                      /* malloc'd or NULL */
+    struct vdisk_geometry phys, bios;
+    int adapter;                     /* VixDiskLibAdapterType values */
+    int hw_version;
+    int disk_type;                   /* VixDiskLibDiskType values, 256 unknown */
+    uint32_t logical_sector, physical_sector;
+};
+void vdisk_info_free(struct vdisk_info *info);
+
+struct vdisk;
+
+struct vdisk_ops {
+    int (*pread)(struct vdisk *d, void *buf, size_t len, uint64_t off);
+    int (*pwrite)(struct vdisk *d, const void *buf, size_t len, uint64_t off);
+    int (*flush)(struct vdisk *d);
+    /* See vmdk_block_status; status values are enum vmdk_status. */
+    int (*block_status)(struct vdisk *d, uint64_t off, uint64_t len, int single_link,
+                        uint64_t *run, int *status);
+    int (*info)(struct vdisk *d, struct vdisk_info *info);
+    int (*meta_get)(struct vdisk *d, const char *key, char **value);
+    int (*meta_set)(struct vdisk *d, const char *key, const char *value);
+    int (*meta_keys)(struct vdisk *d, char ***keys, size_t *count);
+    int (*close)(struct vdisk *d);          /* frees d */
+    const char *transport;                  /* "file", "nbd", "nbdssl" */
+};
+
+struct vdisk {
+    const struct vdisk_ops *ops;
+    uint64_t capacity;      /* bytes, fixed while open */
+    int readonly;
+    void *impl;
+};
+
+/* Open a local disk (path to a descriptor or monolithic file); flags are
+ * enum vmdk_open_flags. */
+int vdisk_open_local(const char *path, unsigned flags, struct vdisk **out);
+/* The local engine disk behind d, or NULL if d is not local. */
+struct vmdk_disk *vdisk_local_engine(struct vdisk *d);
+
+#endif

@@ -1,0 +1,143 @@
+/* async.c - ReadAsync/WriteAsync on a small pool of worker threads.
+ *
+ * No thread exists until the first asynchronous request.  Requests from
+ * all handles share one FIFO queue; each handle counts its outstanding
+ * requests so Wait, Flush and Close can drain exactly that handle.  The
+ * completion callback runs on a worker thread, exactly once per request. */
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "vixdl.h"
+
+#define MAX_WORKERS 16
+
+struct req {
+    struct req *next;
+    VixDiskLibHandle h;
+    int write;
+    uint64 off, len;
+    void *buf;
+    VixDiskLibCompletionCB cb;
+    void *data;
+};
+
+static struct {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    struct req *head, *tail;
+    pthread_t threads[MAX_WORKERS];
+    int nthreads;
+    int stopping;
+} P = { .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER };
+
+static void finish(VixDiskLibHandle h)
+{
+    pthread_mutex_lock(&h->alock);
+    if (--h->pending == 0)
+        pthread_cond_broadcast(&h->acond);
+    pthread_mutex_unlock(&h->alock);
+    vixdl_release(&h->obj);
+}
+
+static void *worker(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        pthread_mutex_lock(&P.lock);
+        while (!P.head && !P.stopping)
+            pthread_cond_wait(&P.cond, &P.lock);
+        struct req *r = P.head;
+        if (!r) {                       /* stopping and nothing left */
+            pthread_mutex_unlock(&P.lock);
+            return NULL;
+        }
+        P.head = r->next;
+        if (!P.head)
+            P.tail = NULL;
+        pthread_mutex_unlock(&P.lock);
+
+        int rc = vixdl_io(r->h, r->write, r->buf, r->len, r->off);
+        VixError e = rc < 0 ? vixdl_fail_engine(r->write ? "WriteAsync" : "ReadAsync", rc)
+                            : VIX_OK;
+        r->cb(r->data, e);
+        VixDiskLibHandle h = r->h;
+        free(r);
+        finish(h);
+    }
+}
+
+static int start_workers(void)
+{
+    if (P.nthreads)
+        return 0;
+    long n = vixdl_config_long("openvddk.async.threads", 0);
+    if (n <= 0) {
+        n = sysconf(_SC_NPROCESSORS_ONLN);
+        if (n < 2)
+            n = 2;
+        if (n > 8)
+            n = 8;
+    }
+    if (n > MAX_WORKERS)
+        n = MAX_WORKERS;
+    P.stopping = 0;
+    for (int i = 0; i < n; i++) {
+        if (pthread_create(&P.threads[i], NULL, worker, NULL) != 0)
+            break;
+        P.nthreads++;
+    }
+    return P.nthreads ? 0 : -1;
+}
+
+int vixdl_async_submit(VixDiskLibHandle h, int write, uint64 off, uint64 len, void *buf,
+                       VixDiskLibCompletionCB cb, void *data)
+{
+    struct req *r = malloc(sizeof *r);
+    if (!r)
+        return vd_err_set(VD_E_NOMEM, "out of memory for an asynchronous request");
+    *r = (struct req){ NULL, h, write, off, len, buf, cb, data };
+    /* The request holds its own reference on the handle until it is done. */
+    atomic_fetch_add(&h->obj.refs, 1);
+    pthread_mutex_lock(&h->alock);
+    h->pending++;
+    pthread_mutex_unlock(&h->alock);
+
+    pthread_mutex_lock(&P.lock);
+    if (start_workers() < 0) {
+        pthread_mutex_unlock(&P.lock);
+        free(r);
+        finish(h);
+        return vd_err_set(VD_E_NOMEM, "cannot start I/O worker threads");
+    }
+    if (P.tail)
+        P.tail->next = r;
+    else
+        P.head = r;
+    P.tail = r;
+    pthread_cond_signal(&P.cond);
+    pthread_mutex_unlock(&P.lock);
+    return 0;
+}
+
+void vixdl_async_wait(VixDiskLibHandle h)
+{
+    pthread_mutex_lock(&h->alock);
+    while (h->pending > 0)
+        pthread_cond_wait(&h->acond, &h->alock);
+    pthread_mutex_unlock(&h->alock);
+}
+
+void vixdl_async_shutdown(void)
+{
+    pthread_mutex_lock(&P.lock);
+    int n = P.nthreads;
+    P.stopping = 1;
+    pthread_cond_broadcast(&P.cond);
+    pthread_mutex_unlock(&P.lock);
+    for (int i = 0; i < n; i++)
+        pthread_join(P.threads[i], NULL);
+    pthread_mutex_lock(&P.lock);
+    P.nthreads = 0;
+    P.stopping = 0;
+    pthread_mutex_unlock(&P.lock);
+}

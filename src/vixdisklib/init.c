@@ -1,0 +1,294 @@
+/* init.c - InitEx/Init/Exit, the config file, and log routing.
+ *
+ * Initialisation is reference counted: callers such as gvddk call InitEx
+ * many times without Exit.  The first call's callbacks and configuration
+ * stay in force until the matching last Exit. */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "vixdl.h"
+#include "../util/fileio.h"
+
+#define OUR_MAJOR 8
+
+struct cfg_entry {
+    char *key, *value;
+};
+
+static struct {
+    pthread_mutex_t lock;
+    int refs;
+    VixDiskLibGenericLogFunc *log, *warn, *panic;
+    int log_level;            /* vixDiskLib.transport.LogLevel, 0..6 */
+    struct cfg_entry *cfg;
+    size_t ncfg;
+    char *lib_dir;
+} G = { .lock = PTHREAD_MUTEX_INITIALIZER, .log_level = 3 };
+
+static pthread_mutex_t out_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* The default logger: one line per message on stderr, never interleaved. */
+static void default_out(const char *prefix, const char *fmt, va_list ap)
+{
+    char buf[2048];
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    size_t n = strlen(buf);
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == ' '))
+        buf[--n] = '\0';
+    pthread_mutex_lock(&out_lock);
+    fprintf(stderr, "openvddk: %s%s\n", prefix, buf);
+    pthread_mutex_unlock(&out_lock);
+}
+
+static void default_log(const char *fmt, va_list ap)
+{
+    if (G.log_level >= 4)
+        default_out("", fmt, ap);
+}
+
+static void default_warn(const char *fmt, va_list ap)
+{
+    if (G.log_level >= 2)
+        default_out("warning: ", fmt, ap);
+}
+
+static void call_cb(VixDiskLibGenericLogFunc *f, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    f(fmt, ap);
+    va_end(ap);
+}
+
+static void emit(VixDiskLibGenericLogFunc *cb, VixDiskLibGenericLogFunc *dflt, const char *fmt,
+                 va_list ap)
+{
+    char msg[2048];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    call_cb(cb ? cb : dflt, "%s\n", msg);
+}
+
+void vixdl_log(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    emit(G.log, default_log, fmt, ap);
+    va_end(ap);
+}
+
+void vixdl_warn(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    emit(G.warn, default_warn, fmt, ap);
+    va_end(ap);
+}
+
+VixError vixdl_fail(const char *op, VixError code, const char *fmt, ...)
+{
+    char detail[1536];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(detail, sizeof detail, fmt, ap);
+    va_end(ap);
+    vixdl_warn("VixDiskLib_%s: %s (error %lu)", op, detail, (unsigned long)code);
+    return code;
+}
+
+VixError vixdl_from_vd(int rc)
+{
+    switch (rc < 0 ? -rc : rc) {
+    case VD_OK: return VIX_OK;
+    case VD_E_INVAL: return VIX_E_INVALID_ARG;
+    case VD_E_NOMEM: return VIX_E_OUT_OF_MEMORY;
+    case VD_E_IO: return VIX_E_FILE_ERROR;
+    case VD_E_NOTFOUND: return VIX_E_FILE_NOT_FOUND;
+    case VD_E_EXISTS: return VIX_E_FILE_ALREADY_EXISTS;
+    case VD_E_CORRUPT: return VIX_E_DISK_INVALIDDISK;
+    case VD_E_UNSUPPORTED: return VIX_E_DISK_NOTSUPPORTED;
+    case VD_E_RANGE: return VIX_E_DISK_OUTOFRANGE;
+    case VD_E_READONLY: return VIX_E_FILE_READ_ONLY;
+    case VD_E_LOCKED: return VIX_E_FILE_ALREADY_LOCKED;
+    case VD_E_CID_MISMATCH: return VIX_E_DISK_CID_MISMATCH;
+    case VD_E_PARENT_LOOP: return VIX_E_DISK_INVALIDCHAIN;
+    case VD_E_NOSPACE: return VIX_E_DISK_FULL;
+    case VD_E_NOTFOUND_KEY: return VIX_E_DISK_KEY_NOTFOUND;
+    case VD_E_BUFSIZE: return VIX_E_BUFFER_TOOSMALL;
+    case VD_E_CANCELLED: return VIX_E_CANCELLED;
+    default: return VIX_E_FAIL;
+    }
+}
+
+VixError vixdl_fail_engine(const char *op, int rc)
+{
+    VixError e = vixdl_from_vd(rc);
+    return vixdl_fail(op, e, "%s", vd_err_msg()[0] ? vd_err_msg() : vd_err_name(rc));
+}
+
+int vixdl_initialised(void)
+{
+    pthread_mutex_lock(&G.lock);
+    int r = G.refs > 0;
+    pthread_mutex_unlock(&G.lock);
+    return r;
+}
+
+const char *vixdl_config(const char *key)
+{
+    for (size_t i = 0; i < G.ncfg; i++)
+        if (strcasecmp(G.cfg[i].key, key) == 0)
+            return G.cfg[i].value;
+    return NULL;
+}
+
+long vixdl_config_long(const char *key, long dflt)
+{
+    const char *v = vixdl_config(key);
+    if (!v || !*v)
+        return dflt;
+    char *end;
+    long n = strtol(v, &end, 10);
+    return *end ? dflt : n;
+}
+
+static char *trim(char *s)
+{
+    while (isspace((unsigned char)*s))
+        s++;
+    char *e = s + strlen(s);
+    while (e > s && isspace((unsigned char)e[-1]))
+        *--e = '\0';
+    return s;
+}
+
+/* Read `name = "value"` lines; comments (#) and malformed lines are
+ * skipped with a log line, unknown keys are kept but unused. */
+static void read_config(const char *path)
+{
+    FILE *f = fopen(path, "re");
+    if (!f) {
+        vixdl_warn("VixDiskLib_InitEx: cannot read config file %s; continuing without it",
+                   path);
+        return;
+    }
+    char line[4096];
+    int lineno = 0;
+    while (fgets(line, sizeof line, f)) {
+        lineno++;
+        char *s = trim(line);
+        if (!*s || *s == '#')
+            continue;
+        char *eq = strchr(s, '=');
+        if (!eq) {
+            vixdl_log("config %s:%d: ignoring line without '='", path, lineno);
+            continue;
+        }
+        *eq = '\0';
+        char *k = trim(s), *v = trim(eq + 1);
+        size_t vl = strlen(v);
+        if (vl >= 2 && v[0] == '"' && v[vl - 1] == '"') {
+            v[vl - 1] = '\0';
+            v++;
+        }
+        struct cfg_entry *n = realloc(G.cfg, (G.ncfg + 1) * sizeof *n);
+        if (!n)
+            break;
+        G.cfg = n;
+        G.cfg[G.ncfg].key = vd_strdup(k);
+        G.cfg[G.ncfg].value = vd_strdup(v);
+        if (G.cfg[G.ncfg].key && G.cfg[G.ncfg].value)
+            G.ncfg++;
+    }
+    fclose(f);
+}
+
+static void free_config(void)
+{
+    for (size_t i = 0; i < G.ncfg; i++) {
+        free(G.cfg[i].key);
+        free(G.cfg[i].value);
+    }
+    free(G.cfg);
+    G.cfg = NULL;
+    G.ncfg = 0;
+}
+
+VIXDL_EXPORT VixError VixDiskLib_InitEx(uint32 majorVersion, uint32 minorVersion,
+                                        VixDiskLibGenericLogFunc *log,
+                                        VixDiskLibGenericLogFunc *warn,
+                                        VixDiskLibGenericLogFunc *panic,
+                                        const char *libDir, const char *configFile)
+{
+    if (majorVersion > OUR_MAJOR)
+        return vixdl_fail("InitEx", VIX_E_NOT_SUPPORTED, "version %u.%u requested; this "
+                          "library implements the VixDiskLib %d API", majorVersion,
+                          minorVersion, OUR_MAJOR);
+    pthread_mutex_lock(&G.lock);
+    if (G.refs++ > 0) {
+        pthread_mutex_unlock(&G.lock);
+        return VIX_OK;
+    }
+    G.log = log;
+    G.warn = warn;
+    /* Kept for completeness: this library has no condition it treats as
+     * fatal, so the panic callback is never called. */
+    G.panic = panic;
+    G.log_level = 3;
+    G.lib_dir = vd_strdup(libDir);
+    if (configFile && *configFile)
+        read_config(configFile);
+    G.log_level = (int)vixdl_config_long("vixDiskLib.transport.LogLevel", 3);
+    pthread_mutex_unlock(&G.lock);
+    vixdl_log("openvddk %s: initialised for API %u.%u, libDir %s", OPENVDDK_VERSION,
+              majorVersion, minorVersion, libDir ? libDir : "(none)");
+    return VIX_OK;
+}
+
+VIXDL_EXPORT VixError VixDiskLib_Init(uint32 majorVersion, uint32 minorVersion,
+                                      VixDiskLibGenericLogFunc *log,
+                                      VixDiskLibGenericLogFunc *warn,
+                                      VixDiskLibGenericLogFunc *panic, const char *libDir)
+{
+    return VixDiskLib_InitEx(majorVersion, minorVersion, log, warn, panic, libDir, NULL);
+}
+
+VIXDL_EXPORT void VixDiskLib_Exit(void)
+{
+    pthread_mutex_lock(&G.lock);
+    if (G.refs == 0 || --G.refs > 0) {
+        pthread_mutex_unlock(&G.lock);
+        return;
+    }
+    pthread_mutex_unlock(&G.lock);
+    vixdl_async_shutdown();
+    pthread_mutex_lock(&G.lock);
+    if (G.refs == 0) {
+        free_config();
+        free(G.lib_dir);
+        G.lib_dir = NULL;
+        G.log = G.warn = G.panic = NULL;
+    }
+    pthread_mutex_unlock(&G.lock);
+}
+
+VIXDL_EXPORT const char *VixDiskLib_ListTransportModes(void)
+{
+    return "file";
+}
+
+VIXDL_EXPORT char *VixDiskLib_GetErrorText(VixError err, const char *locale)
+{
+    (void)locale;
+    const char *t = vixdl_error_text(err);
+    char *s = t ? vd_asprintf("%s", t)
+                : vd_asprintf("Unknown error %lu", (unsigned long)VIX_ERROR_CODE(err));
+    return s;
+}
+
+VIXDL_EXPORT void VixDiskLib_FreeErrorText(char *errMsg)
+{
+    free(errMsg);
+}

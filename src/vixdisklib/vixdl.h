@@ -1,0 +1,96 @@
+/* vixdl.h - internals of the VixDiskLib ABI layer.
+ *
+ * This layer checks arguments, keeps the handle tables, converts sectors
+ * to bytes, runs asynchronous I/O, reads the config file and routes log
+ * messages.  It holds no format logic: disks are vdisk objects. */
+#ifndef VD_VIXDL_H
+#define VD_VIXDL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "vixDiskLib.h"
+#include "../util/err.h"
+#include "../util/vdisk.h"
+
+#define VIXDL_EXPORT __attribute__((visibility("default")))
+
+/* ---- init, config, logging (init.c) ---- */
+
+int vixdl_initialised(void);
+/* Value of a config-file key (case-insensitive), or NULL. */
+const char *vixdl_config(const char *key);
+long vixdl_config_long(const char *key, long dflt);
+void vixdl_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void vixdl_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Report a failure of operation op: send "op: detail" to the warn callback
+ * and return code.  The detail is printf-formatted. */
+VixError vixdl_fail(const char *op, VixError code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Report an engine failure (negative vd_err rc, detail in vd_err_msg()). */
+VixError vixdl_fail_engine(const char *op, int rc);
+/* The VixError for an engine error code. */
+VixError vixdl_from_vd(int rc);
+
+/* ---- objects and handle tables (registry.c) ---- */
+
+enum vixdl_kind { VIXDL_CONN = 0x434f4e4e, VIXDL_DISK = 0x4449534b };
+
+struct vixdl_obj {
+    enum vixdl_kind kind;
+    atomic_int refs;          /* calls in progress on this object */
+};
+
+int vixdl_register(struct vixdl_obj *o, enum vixdl_kind kind);
+/* Take a reference on a live object of this kind; 0 if it is not one. */
+int vixdl_acquire(const void *p, enum vixdl_kind kind);
+void vixdl_release(struct vixdl_obj *o);
+/* Remove from the table (no new acquires), then wait until the caller's
+ * reference is the only one left. */
+void vixdl_unregister_wait(struct vixdl_obj *o);
+
+/* ---- connections (conn.c) ---- */
+
+struct VixDiskLibConnectParam {
+    struct vixdl_obj obj;
+    int remote;
+    int readonly;
+    VixDiskLibConnectParams *params;   /* library-owned deep copy */
+};
+
+/* ---- disks (handle.c, async.c) ---- */
+
+struct VixDiskLibHandleStruct {
+    struct vixdl_obj obj;
+    struct VixDiskLibConnectParam *conn;
+    struct vdisk *disk;
+    char *path;
+    uint32 flags;
+    uint64 capacity_sectors;
+    pthread_mutex_t alock;    /* async bookkeeping */
+    pthread_cond_t acond;
+    int pending;              /* async requests not yet completed */
+};
+
+#define VIXDL_CONN_OP(op, conn, c)                                           \
+    do {                                                                    \
+        if (!(conn))                                                        \
+            return vixdl_fail(op, VIX_E_INVALID_ARG, "no connection given");\
+        if (!vixdl_acquire((conn), VIXDL_CONN))                             \
+            return vixdl_fail(op, VIX_E_INVALID_HANDLE,                     \
+                              "%p is not an open connection", (void *)(conn)); \
+        (c) = (struct VixDiskLibConnectParam *)(conn);                      \
+    } while (0)
+
+VixError vixdl_get_disk(const char *op, VixDiskLibHandle h);
+int vixdl_async_submit(VixDiskLibHandle h, int write, uint64 off, uint64 len, void *buf,
+                       VixDiskLibCompletionCB cb, void *data);
+void vixdl_async_wait(VixDiskLibHandle h);
+void vixdl_async_shutdown(void);
+/* Synchronous I/O in bytes honouring UNBUFFERED (bounce buffers). */
+int vixdl_io(VixDiskLibHandle h, int write, void *buf, uint64 len, uint64 off);
+
+const char *vixdl_error_text(VixError err);
+
+#endif
