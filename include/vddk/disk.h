@@ -1,0 +1,84 @@
+/*
+ * vddk/disk.h - openvddk's high-level disk API.
+ *
+ * The C counterpart of gvddk's DiskReaderWriter: one call opens a disk with
+ * everything VixDiskLib needs around it (PrepareForAccess, ConnectEx, Open,
+ * GetInfo), undoing what was done if a step fails; then reads and writes
+ * at any byte offset and length, from any number of threads.
+ *
+ * POSIX-like calls (pread, pwrite, read, write, seek, flush) return -1 and
+ * set errno on failure; vddk_disk_last_error() then gives the VixError and
+ * a one-line detail for the calling thread.  The library must have been
+ * initialised with VixDiskLib_InitEx first.
+ */
+#ifndef OPENVDDK_VDDK_DISK_H
+#define OPENVDDK_VDDK_DISK_H
+
+#include <sys/types.h>
+#include "vixDiskLib.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct vddk_disk vddk_disk;
+
+typedef struct {
+   const VixDiskLibConnectParams *connect; /* NULL: local disks */
+   const char *path;                       /* disk path (local absolute or "[ds] x.vmdk") */
+   uint32 flags;                           /* VIXDISKLIB_FLAG_OPEN_* */
+   Bool readOnly;                          /* ConnectEx readOnly */
+   const char *identity;                   /* PrepareForAccess identity; NULL: "openvddk" */
+   const char *snapshotRef;                /* ConnectEx snapshot; may be NULL */
+   const char *transportModes;             /* ConnectEx modes; may be NULL */
+} vddk_disk_params;
+
+/* Open a disk.  On failure nothing stays connected or prepared. */
+VixError vddk_disk_open(const vddk_disk_params *params, vddk_disk **disk);
+
+/* Close the disk, disconnect, end access; stops at the first error but
+ * always frees the vddk_disk. */
+VixError vddk_disk_close(vddk_disk *disk);
+
+/* Capacity in bytes. */
+uint64 vddk_disk_capacity(const vddk_disk *disk);
+
+/* Read up to len bytes at off.  Returns the bytes read (short at the end
+ * of the disk, 0 at or past it) or -1. */
+ssize_t vddk_disk_pread(vddk_disk *disk, void *buf, size_t len, uint64 off);
+
+/* Write len bytes at off; a range past the capacity fails with ENOSPC and
+ * writes nothing.  Returns len or -1.  Concurrent writes that overlap are
+ * applied one after the other, never interleaved within a sector. */
+ssize_t vddk_disk_pwrite(vddk_disk *disk, const void *buf, size_t len, uint64 off);
+
+/* read/write at the disk's shared position, advancing it. */
+ssize_t vddk_disk_read(vddk_disk *disk, void *buf, size_t len);
+ssize_t vddk_disk_write(vddk_disk *disk, const void *buf, size_t len);
+
+/* Move the shared position (SEEK_SET, SEEK_CUR, SEEK_END); returns the
+ * new position or -1 (EINVAL for a negative result). */
+int64 vddk_disk_seek(vddk_disk *disk, int64 offset, int whence);
+
+/* Make written data durable. 0 or -1. */
+int vddk_disk_flush(vddk_disk *disk);
+
+/* Allocated blocks, as VixDiskLib_QueryAllocatedBlocks (sectors); free the
+ * list with VixDiskLib_FreeBlockList. */
+VixError vddk_disk_query_allocated_blocks(vddk_disk *disk, VixDiskLibSectorType startSector,
+                                          VixDiskLibSectorType numSectors,
+                                          VixDiskLibSectorType chunkSize,
+                                          VixDiskLibBlockList **blockList);
+
+/* The low-level handle, for any other VixDiskLib call. */
+VixDiskLibHandle vddk_disk_handle(vddk_disk *disk);
+
+/* The last failure on this thread: its VixError (VIX_OK if none) and, if
+ * detail is not NULL, a one-line description valid until the next call. */
+VixError vddk_disk_last_error(const char **detail);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* OPENVDDK_VDDK_DISK_H */
