@@ -230,16 +230,27 @@ int vmdk_pwrite(vmdk_disk *d, const void *buf, size_t len, uint64_t off)
     int rc = check_range(d, len, off);
     if (rc < 0 || len == 0)
         return rc;
-    /* Refuse before any change if part of the range is not writable. */
+    /* Refuse before any change (no new CID, no unclean flag) if part of
+     * the range cannot be written or its metadata is bad: mapping the whole
+     * range loads and validates every grain table it touches. */
     for (uint64_t o = off; o < off + len;) {
         struct extent *e = link_find_extent(l, o);
+        uint64_t rel = o - e->start;
+        uint64_t want = off + len - o < e->size - rel ? off + len - o : e->size - rel;
         if (e->access != DESC_RW)
             return vd_err_set(VD_E_READONLY, "%s: extent at offset %" PRIu64 " is %s", l->path,
                               e->start, e->access == DESC_RDONLY ? "RDONLY" : "NOACCESS");
         if (strcmp(e->kind, "ZERO") == 0)
             return vd_err_set(VD_E_READONLY, "%s: cannot write into a ZERO extent (offset %"
                               PRIu64 ")", l->path, e->start);
-        o = e->start + e->size;
+        if (rel + want > e->write_limit)
+            return vd_err_set(VD_E_CORRUPT, "%s: offset %" PRIu64 " is past the capacity in "
+                              "the sparse header of %s (descriptor and header disagree)",
+                              l->path, o, e->path);
+        struct extent_map m;
+        if ((rc = e->ops->map(e, rel, want, &m)) < 0)
+            return rc;
+        o += m.len;
     }
     if ((rc = link_begin_write(l)) < 0)
         return rc;

@@ -59,6 +59,7 @@ struct extent {
     uint64_t size;          /* bytes */
     uint64_t file_off;      /* flat extents: where data begins in the file */
     uint64_t grain_bytes;   /* sparse extents: allocation unit, else 0 */
+    uint64_t write_limit;   /* bytes from the start that can be written */
     atomic_int dirty;       /* written since the last flush */
     void *priv;             /* kind-specific state */
 };

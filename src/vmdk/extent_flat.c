@@ -22,6 +22,7 @@ int extent_flat_open(struct extent *e)
     if (e->file_off > UINT64_MAX - e->size)
         return vd_err_set(VD_E_CORRUPT, "%s: extent offset overflows", e->path);
     e->ops = &flat_ops;
+    e->write_limit = e->size;
     return 0;
 }
 

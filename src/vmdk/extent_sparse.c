@@ -163,6 +163,9 @@ static int parse_header(struct extent *e, struct sparse *s)
     s->grain_bytes = s->grain * 512;
     s->gt_cover = s->grain_bytes * s->num_gtes;
     e->grain_bytes = s->grain_bytes;
+    /* Past the header's capacity the descriptor's extent reads as a hole
+     * and cannot be written. */
+    e->write_limit = e->size < s->capacity * 512 ? e->size : s->capacity * 512;
     s->n_gd = (s->capacity * 512 + s->gt_cover - 1) / s->gt_cover;
     if (s->n_gd > (64u << 20))
         return vd_err_set(VD_E_CORRUPT, "%s: grain directory of %" PRIu64 " entries is "
@@ -233,6 +236,12 @@ static uint32_t *gt_get(struct extent *e, struct sparse *s, uint64_t gi, int *rc
             *rc = vd_err_set(VD_E_CORRUPT, "%s: grain table %" PRIu64 " entry %" PRIu32
                              " points past end of file (sector %" PRIu32 ")",
                              e->path, gi, i, t[i]);
+            return NULL;
+        }
+        if (t[i] > 1 && t[i] < s->overhead && s->overhead * 512 <= s->file_size) {
+            *rc = vd_err_set(VD_E_CORRUPT, "%s: grain table %" PRIu64 " entry %" PRIu32
+                             " points into the metadata (sector %" PRIu32 ", grains start at %"
+                             PRIu64 ")", e->path, gi, i, t[i], s->overhead);
             return NULL;
         }
     }
