@@ -156,7 +156,7 @@ static int write_desc_file(struct created *c, const char *path, const struct des
     char *text = desc_format(d, &len);
     if (!text)
         return -VD_E_NOMEM;
-    int fd, rc = create_file(c, path, &fd);
+    int fd = -1, rc = create_file(c, path, &fd);
     if (rc == 0) {
         if (vd_pwrite_full(fd, text, len, 0) < 0 || fsync(fd) < 0)
             rc = vd_err_errno(errno, "%s: writing descriptor", path);
@@ -169,7 +169,7 @@ static int write_desc_file(struct created *c, const char *path, const struct des
 /* Make a flat data file of the given size (preallocated when thick). */
 static int make_flat(struct created *c, const char *path, uint64_t bytes, int thick)
 {
-    int fd, rc = create_file(c, path, &fd);
+    int fd = -1, rc = create_file(c, path, &fd);
     if (rc < 0)
         return rc;
     if (thick && bytes > 0 && fallocate(fd, 0, 0, (off_t)bytes) == 0) {
@@ -193,7 +193,7 @@ static int make_sparse(struct created *c, const char *path, uint64_t sectors, ui
     size_t len = 0;
     if (embedded && !(text = desc_format(embedded, &len)))
         return -VD_E_NOMEM;
-    int fd, rc = create_file(c, path, &fd);
+    int fd = -1, rc = create_file(c, path, &fd);
     if (rc == 0) {
         rc = sparse_extent_write_new(fd, path, &l, text, len);
         if (rc == 0 && fsync(fd) < 0)
