@@ -189,10 +189,18 @@ static int parse_extent(struct desc_line *l, char *p, const char *name, size_t l
     if (file) {
         if (!*file)
             return vd_err_set(VD_E_CORRUPT, "%s:%zu: empty extent file name", name, lineno);
+        /* The format has no escape for '"': a name holding one could not be
+         * written back. */
+        if (strchr(file, '"'))
+            return vd_err_set(VD_E_CORRUPT, "%s:%zu: stray quote in extent file name",
+                              name, lineno);
         l->ext.file = vd_strdup(file);
         if (!l->ext.file)
             return vd_err_set(VD_E_NOMEM, "out of memory");
         char *off = next_token(&p, &quoted, &qerr);
+        if (qerr || (off && strchr(off, '"')))
+            return vd_err_set(VD_E_CORRUPT, "%s:%zu: stray quote after extent file name",
+                              name, lineno);
         if (off) {
             if (parse_u64(off, &l->ext.offset) < 0)
                 return vd_err_set(VD_E_CORRUPT, "%s:%zu: extent offset '%s' is not a number",
@@ -254,8 +262,8 @@ static int parse_line(struct desc_line *l, const char *raw, size_t n, const char
     while (kend > p && (kend[-1] == ' ' || kend[-1] == '\t'))
         kend--;
     *kend = '\0';
-    if (!*p) {
-        rc = vd_err_set(VD_E_CORRUPT, "%s:%zu: empty key", name, lineno);
+    if (!*p || strchr(p, '"')) {
+        rc = vd_err_set(VD_E_CORRUPT, "%s:%zu: %s key", name, lineno, *p ? "quote in" : "empty");
         goto out;
     }
     char *v = skip_ws(eq + 1);
@@ -274,6 +282,10 @@ static int parse_line(struct desc_line *l, const char *raw, size_t n, const char
         while (e > v && (e[-1] == ' ' || e[-1] == '\t'))
             e--;
         *e = '\0';
+        if (strchr(v, '"')) {
+            rc = vd_err_set(VD_E_CORRUPT, "%s:%zu: stray quote in value of %s", name, lineno, p);
+            goto out;
+        }
     }
     l->kind = is_ddb_key(p) ? DESC_DDB : DESC_HEADER;
     l->key = vd_strdup(p);

@@ -552,6 +552,17 @@ static void test_errors(void **state)
         "CID=fffffffe\r\n"
         "RW abc SPARSE \"x.vmdk\"\r\n";
     expect_parse_error(crlf_err, strlen(crlf_err), "bad.vmdk:3:", VD_E_CORRUPT);
+
+    /* A '"' the format cannot escape: refused, so every descriptor we
+     * accept can be written back and read again. */
+    static const char stray_name[] =
+        "version=1\n"
+        "RW 100 FLAT abc\"def\" 0\n";
+    expect_parse_error(stray_name, strlen(stray_name), "bad.vmdk:2:", VD_E_CORRUPT);
+    static const char stray_value[] =
+        "version=1\n"
+        "encoding=UTF\"8\n";
+    expect_parse_error(stray_value, strlen(stray_value), "bad.vmdk:2:", VD_E_CORRUPT);
 }
 
 static void test_garbage(void **state)
