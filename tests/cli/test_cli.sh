@@ -1,0 +1,598 @@
+#!/bin/sh
+# test_cli.sh - end-to-end test of the vddk tool.
+#
+#   sh test_cli.sh VDDK
+#
+# Exercises every subcommand: help and usage errors (exit 2), missing files
+# (exit 1, file named in the message), create of every type checked through
+# `info --json`, fill + checksum against raw reference images hashed with
+# sha256sum, map --json against the grains the writes touched, dump against
+# known text (and `hexdump -C` when installed), and snapshots.  Stops at the
+# first failed check.  Needs python3 and sha256sum.
+set -eu
+
+VDDK=${1:?usage: test_cli.sh VDDK}
+case $VDDK in /*) ;; *) VDDK=$(pwd)/$VDDK ;; esac
+[ -x "$VDDK" ] || { echo "cli: $VDDK is not executable" >&2; exit 1; }
+command -v python3 >/dev/null 2>&1 || { echo "cli: python3 is needed" >&2; exit 1; }
+command -v sha256sum >/dev/null 2>&1 || { echo "cli: sha256sum is needed" >&2; exit 1; }
+
+W=$(mktemp -d "${TMPDIR:-/tmp}/openvddk-cli.XXXXXX")
+trap 'rm -rf "$W"' EXIT
+trap 'exit 130' INT TERM
+cd "$W"
+
+KiB=1024
+MiB=1048576
+GRAIN=65536
+CHECKS=0
+
+die() {
+    echo "cli: FAIL: $*" >&2
+    exit 1
+}
+
+ok() {
+    CHECKS=$((CHECKS + 1))
+}
+
+# expect STATUS ARGS...: run vddk ARGS with stdout in `out`, stderr in `err`;
+# the exit status must be STATUS.
+expect() {
+    want=$1
+    shift
+    set +e
+    "$VDDK" "$@" >out 2>err
+    rc=$?
+    set -e
+    [ "$rc" -eq "$want" ] ||
+        die "vddk $*: exit status $rc, expected $want; stderr: $(cat err)"
+    ok
+}
+
+# expect_error STATUS TEXT ARGS...: as expect, and stderr must be exactly one
+# line "vddk: ..." containing TEXT, with nothing on stdout.
+expect_error() {
+    want=$1
+    text=$2
+    shift 2
+    expect "$want" "$@"
+    [ "$(wc -l <err)" -eq 1 ] || die "vddk $*: stderr is not one line: $(cat err)"
+    case $(cat err) in
+        "vddk: "*"$text"*) ;;
+        *) die "vddk $*: stderr lacks '$text': $(cat err)" ;;
+    esac
+    [ ! -s out ] || die "vddk $*: printed on stdout although it failed: $(cat out)"
+    ok
+}
+
+# contains FILE TEXT: FILE must contain the line fragment TEXT.
+contains() {
+    grep -F -e "$2" "$1" >/dev/null || die "$1 lacks '$2'; it holds: $(cat "$1")"
+    ok
+}
+
+# jcheck FILE CODE: run python CODE with j = the JSON in FILE; CODE asserts.
+jcheck() {
+    python3 - "$1" "$2" <<'EOF' || die "JSON check failed on $1: $2 ($(cat "$1"))"
+import json, sys
+with open(sys.argv[1]) as f:
+    j = json.load(f)
+exec(sys.argv[2])
+EOF
+    ok
+}
+
+# Raw reference images ---------------------------------------------------
+
+# newraw FILE SIZE: a zero-filled (sparse) raw image.
+newraw() {
+    rm -f "$1"
+    python3 -c 'import sys; open(sys.argv[1], "wb").truncate(int(sys.argv[2]))' "$1" "$2"
+}
+
+# rawfill FILE OFFSET LENGTH BYTE: what `vddk fill -p BYTE` writes.
+rawfill() {
+    python3 - "$@" <<'EOF'
+import sys
+path, off, n, byte = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4], 0)
+with open(path, "r+b") as f:
+    f.seek(off)
+    f.write(bytes([byte]) * n)
+EOF
+}
+
+# rawrandom FILE OFFSET LENGTH SEED: what `vddk fill --random --seed SEED`
+# writes: byte X is byte X%8 (little-endian) of splitmix64 output X//8.
+rawrandom() {
+    python3 - "$@" <<'EOF'
+import sys
+path, off, n, seed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4], 0)
+M = (1 << 64) - 1
+def splitmix64(i):
+    z = (seed + (i + 1) * 0x9e3779b97f4a7c15) & M
+    z = ((z ^ (z >> 30)) * 0xbf58476d1ce4e5b9) & M
+    z = ((z ^ (z >> 27)) * 0x94d049bb133111eb) & M
+    return z ^ (z >> 31)
+first, last = off // 8, (off + n + 7) // 8
+words = b"".join(splitmix64(i).to_bytes(8, "little") for i in range(first, last))
+with open(path, "r+b") as f:
+    f.seek(off)
+    f.write(words[off - first * 8:off - first * 8 + n])
+EOF
+}
+
+# rawsum FILE [OFFSET LENGTH]: sha256 of (a range of) a raw image.
+rawsum() {
+    if [ $# -eq 1 ]; then
+        s=$(sha256sum "$1")
+    else
+        s=$(python3 - "$@" <<'EOF'
+import hashlib, sys
+with open(sys.argv[1], "rb") as f:
+    f.seek(int(sys.argv[2]))
+    print(hashlib.sha256(f.read(int(sys.argv[3]))).hexdigest())
+EOF
+)
+    fi
+    echo "${s%% *}"
+}
+
+# same DISK RAW [OFFSET LENGTH]: vddk checksum must equal the raw image's.
+same() {
+    disk=$1
+    raw=$2
+    shift 2
+    if [ $# -eq 0 ]; then
+        expect 0 checksum "$disk"
+    else
+        expect 0 checksum -o "$1" -l "$2" "$disk"
+    fi
+    got=$(cat out)
+    want="$(rawsum "$raw" "$@")  $disk"
+    [ "$got" = "$want" ] || die "checksum $disk $*: got '$got', expected '$want'"
+    ok
+}
+
+# fillboth DISK RAW OFFSET LENGTH BYTE: fill -p into the disk and the image.
+fillboth() {
+    expect 0 fill -o "$3" -l "$4" -p "$5" "$1"
+    contains out "wrote $4 bytes"
+    rawfill "$2" "$3" "$4" "$5"
+}
+
+# mapcheck JSON CAPACITY GRAIN RANGES: the map must be exactly: data on every
+# grain that one of RANGES ("off:len,off:len,...") touches, hole elsewhere,
+# adjacent runs merged.
+mapcheck() {
+    python3 - "$@" <<'EOF' || die "map $1 differs from the expected grains ($4): $(cat "$1")"
+import json, sys
+path, cap, grain, ranges = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+got = json.load(open(path))
+grains = set()
+for r in filter(None, ranges.split(",")):
+    off, n = (int(x) for x in r.split(":"))
+    grains.update(range(off // grain, (off + n + grain - 1) // grain))
+want = []
+for g in range((cap + grain - 1) // grain):
+    t = "data" if g in grains else "hole"
+    start, length = g * grain, min(grain, cap - g * grain)
+    if want and want[-1]["type"] == t:
+        want[-1]["length"] += length
+    else:
+        want.append({"start": start, "length": length, "type": t})
+if got != want:
+    print("got: ", got, "\nwant:", want, file=sys.stderr)
+    sys.exit(1)
+EOF
+    ok
+}
+
+# ---- help and usage errors ------------------------------------------------
+
+SUBS="info create snapshot map dump fill checksum"
+
+expect 0 --help
+for s in $SUBS; do contains out "  $s "; done
+expect 0 help
+contains out "usage: vddk"
+expect 0 --version
+contains out "openvddk"
+for s in $SUBS; do
+    expect 0 help "$s"
+    head -n 1 out | grep -q "^usage: vddk $s" || die "vddk help $s: bad first line: $(head -n 1 out)"
+    cp out help.txt
+    expect 0 "$s" --help
+    cmp -s out help.txt || die "vddk $s --help differs from vddk help $s"
+    expect 0 "$s" -h
+    cmp -s out help.txt || die "vddk $s -h differs from vddk help $s"
+done
+
+expect 2
+expect_error 2 "unknown subcommand 'frob'" frob
+expect_error 2 "unknown subcommand 'frob'" help frob
+expect_error 2 "unknown option '--frob'" --frob
+expect_error 2 "missing DISK" info
+expect_error 2 "expected one DISK" info a.vmdk b.vmdk
+expect_error 2 "unknown option '--bogus'" info --bogus a.vmdk
+expect_error 2 "unknown option '-x'" info -x a.vmdk
+expect_error 2 "missing -s SIZE" create u.vmdk
+expect_error 2 "invalid size '12Q'" create -s 12Q u.vmdk
+expect_error 2 "invalid size '-5'" create -s -5 u.vmdk
+expect_error 2 "invalid size '99999999999999999999'" create -s 99999999999999999999 u.vmdk
+expect_error 2 "invalid size '17179869184T'" create -s 17179869184T u.vmdk
+expect_error 2 "greater than zero" create -s 0 u.vmdk
+expect_error 2 "option '-s' needs an argument" create -s
+expect_error 2 "option '--size' needs an argument" create u.vmdk --size
+expect_error 2 "unknown disk type 'bogus'" create -t bogus -s 1M u.vmdk
+expect_error 2 "unknown adapter 'scsi'" create -a scsi -s 1M u.vmdk
+expect_error 2 "invalid hardware version 'x'" create --hwversion x -s 1M u.vmdk
+expect_error 2 "expected one DISK" create -s 1M u.vmdk v.vmdk
+expect_error 2 "missing DISK" create -s 1M
+[ ! -e u.vmdk ] || die "a create that failed with a usage error left u.vmdk behind"
+expect_error 2 "expected PARENT and CHILD" snapshot a.vmdk
+expect_error 2 "expected PARENT and CHILD" snapshot a.vmdk b.vmdk c.vmdk
+expect_error 2 "child type must be" snapshot -t flat a.vmdk b.vmdk
+expect_error 2 "missing DISK" map
+expect_error 2 "option '--json' takes no argument" map --json=yes a.vmdk
+expect_error 2 "invalid offset 'abc'" dump -o abc a.vmdk
+expect_error 2 "invalid length '1X'" dump -l 1X a.vmdk
+expect_error 2 "invalid pattern byte '256'" fill -p 256 a.vmdk
+expect_error 2 "invalid pattern byte 'zz'" fill -p zz a.vmdk
+expect_error 2 "exclude each other" fill -p 1 --random a.vmdk
+expect_error 2 "--seed needs --random" fill --seed 1 a.vmdk
+expect_error 2 "invalid seed" fill --random --seed x a.vmdk
+expect_error 2 "missing DISK" checksum
+expect_error 2 "invalid offset '-5'" checksum -o -5 a.vmdk
+expect_error 2 "unknown option '-q'" checksum -q a.vmdk
+
+# ---- missing files: exit 1, the file named ----------------------------------
+
+for s in info map dump checksum fill; do
+    expect_error 1 "missing.vmdk" "$s" "$W/missing.vmdk"
+done
+expect_error 1 "missing.vmdk" snapshot "$W/missing.vmdk" child-of-missing.vmdk
+[ ! -e child-of-missing.vmdk ] || die "a failed snapshot left child-of-missing.vmdk behind"
+expect_error 1 "nodir" create -s 1M "$W/nodir/x.vmdk"
+
+# ---- create every type; check info --json ---------------------------------
+
+# made NAME TYPEARG SIZEARG CAPACITY CREATETYPE TYPEID NEXTENTS KIND [OPTIONS...]
+made() {
+    name=$1 typearg=$2 sizearg=$3 cap=$4 ctype=$5 tid=$6 next=$7 kind=$8
+    shift 8
+    expect 0 create -t "$typearg" -s "$sizearg" "$@" "$name"
+    contains out "created $name"
+    expect 0 info --json "$name"
+    cp out "$name.json"
+    jcheck "$name.json" "
+assert j['path'] == '$name', j['path']
+assert j['type'] == '$ctype', j['type']
+assert j['type_id'] == $tid, j['type_id']
+assert j['capacity'] == $cap, j['capacity']
+assert isinstance(j['capacity_human'], str) and j['capacity_human']
+g = j['geometry']
+assert g is not None and all(isinstance(g[k], int) for k in ('cylinders', 'heads', 'sectors')), g
+assert g['heads'] > 0 and g['sectors'] > 0 and (g['cylinders'] > 0 or $cap < g['heads'] * g['sectors'] * 512), g
+assert j['uuid'] is None or isinstance(j['uuid'], str)
+assert len(j['links']) == 1
+l = j['links'][0]
+assert l['path'] == '$name' and l['create_type'] == '$ctype' and l['type_id'] == $tid, l
+assert l['parent_cid'] == 'ffffffff' and l['parent_hint'] is None, l
+assert len(l['cid']) == 8 and int(l['cid'], 16) != 0xffffffff, l['cid']
+assert l['capacity'] == $cap, l
+assert l['allocated_bytes'] >= 0
+assert len(l['extents']) == $next, l['extents']
+pos = 0
+for e in l['extents']:
+    assert e['kind'] == '$kind' and e['access'] == 'RW', e
+    assert e['start'] == pos and e['length'] > 0, e
+    pos += e['length']
+assert pos == $cap, pos
+if '$kind' == 'SPARSE':
+    assert l['grain_size'] == $GRAIN, l['grain_size']
+else:
+    assert l['grain_size'] == 0, l['grain_size']
+"
+    expect 0 info "$name"
+    contains out "disk:         $name"
+    contains out "capacity:     $cap bytes"
+    contains out "chain:        1 link"
+}
+
+made s1.vmdk monolithicSparse 64M $((64 * MiB)) monolithicSparse 1 1 SPARSE
+jcheck s1.vmdk.json "assert j['adapter'] == 'lsilogic' and j['hw_version'] == 4, j
+assert j['geometry']['heads'] == 255 and j['geometry']['sectors'] == 63, j['geometry']
+assert j['capacity_human'] == '64 MiB', j['capacity_human']
+assert j['links'][0]['extents'][0]['path'] == 's1.vmdk', j"
+contains out "type:         monolithicSparse"
+contains out "capacity:     67108864 bytes (64 MiB)"
+contains out "adapter:      lsilogic"
+made s2.vmdk sparse 1536K $((1536 * KiB)) monolithicSparse 1 1 SPARSE -a ide
+jcheck s2.vmdk.json "assert j['adapter'] == 'ide' and j['geometry']['heads'] == 16, j"
+made s3.vmdk SPARSE 1000 1024 monolithicSparse 1 1 SPARSE
+made f1.vmdk monolithicFlat 10M $((10 * MiB)) monolithicFlat 2 1 FLAT -a buslogic --hwversion 7
+jcheck f1.vmdk.json "assert j['adapter'] == 'buslogic' and j['hw_version'] == 7, j
+import os
+e = j['links'][0]['extents'][0]
+assert e['path'] != 'f1.vmdk' and os.path.getsize(e['path']) == $((10 * MiB)), e"
+made f2.vmdk flat 3M $((3 * MiB)) monolithicFlat 2 1 FLAT
+made p1.vmdk twoGbMaxExtentSparse 3G $((3072 * MiB)) twoGbMaxExtentSparse 3 2 SPARSE
+jcheck p1.vmdk.json "assert [e['length'] for e in j['links'][0]['extents']] == [$((2047 * MiB)), $((1025 * MiB))]"
+made p2.vmdk split-sparse 64M $((64 * MiB)) twoGbMaxExtentSparse 3 1 SPARSE
+made q1.vmdk twoGbMaxExtentFlat 5M $((5 * MiB)) twoGbMaxExtentFlat 4 1 FLAT
+made q2.vmdk split-flat 2M $((2 * MiB)) twoGbMaxExtentFlat 4 1 FLAT
+made v1.vmdk vmfs 8M $((8 * MiB)) vmfs 5 1 VMFS --adapter=lsilogic
+jcheck v1.vmdk.json "assert j['type_name'] == 'vmfs', j"
+made t1.vmdk vmfsThin 8M $((8 * MiB)) vmfs 7 1 VMFS
+jcheck t1.vmdk.json "assert j['type_name'] == 'vmfsThin', j"
+expect 0 info t1.vmdk
+contains out "type:         vmfs (vmfsThin)"
+made t2.vmdk thin 1G $((1024 * MiB)) vmfs 7 1 VMFS
+# Creating over an existing disk fails and leaves it intact.
+expect_error 1 "s1.vmdk" create -s 1M s1.vmdk
+expect 0 info --json s1.vmdk
+cmp -s out s1.vmdk.json || die "a failed create changed s1.vmdk"
+
+# ---- fill, checksum, map, dump on a sparse disk -----------------------------
+
+newraw s1.raw $((64 * MiB))
+same s1.vmdk s1.raw
+expect 0 map --json s1.vmdk
+mapcheck out $((64 * MiB)) $GRAIN ""
+W1="$MiB:$((2 * MiB))"
+fillboth s1.vmdk s1.raw $MiB $((2 * MiB)) 0xab
+W1="$W1,5000:3000"
+fillboth s1.vmdk s1.raw 5000 3000 7
+W1="$W1,4096:20"
+fillboth s1.vmdk s1.raw 4096 20 0x41
+# Random data, unaligned on both ends.
+R=$((20 * MiB + 123))
+expect 0 fill -o $R -l 100000 --random --seed 42 s1.vmdk
+contains out "random data, seed 42"
+rawrandom s1.raw $R 100000 42
+W1="$W1,$R:100000"
+# Default length: to the end of the disk.  Default pattern: 0xcd.
+expect 0 fill -o $((64 * MiB - 100)) -p 0x5a s1.vmdk
+contains out "wrote 100 bytes"
+rawfill s1.raw $((64 * MiB - 100)) 100 0x5a
+W1="$W1,$((64 * MiB - 100)):100"
+expect 0 fill -o 40M -l 10 s1.vmdk
+contains out "pattern 0xcd"
+rawfill s1.raw $((40 * MiB)) 10 0xcd
+W1="$W1,$((40 * MiB)):10"
+
+same s1.vmdk s1.raw
+same s1.vmdk s1.raw 5000 3000
+same s1.vmdk s1.raw $((20 * MiB)) $MiB
+same s1.vmdk s1.raw 0 1
+same s1.vmdk s1.raw $((64 * MiB - 1)) 1
+same s1.vmdk s1.raw $((64 * MiB)) 0
+# Hex offsets and suffixed lengths.
+expect 0 checksum -o 0x5000 -l 1K s1.vmdk
+[ "$(cat out)" = "$(rawsum s1.raw 20480 1024)  s1.vmdk" ] || die "checksum -o 0x5000 -l 1K: $(cat out)"
+expect 0 checksum --offset=1M --length 2MiB s1.vmdk
+[ "$(cat out)" = "$(rawsum s1.raw $MiB $((2 * MiB)))  s1.vmdk" ] || die "checksum --offset=1M --length 2MiB: $(cat out)"
+expect 0 checksum -l 0 s1.vmdk
+[ "$(cat out)" = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855  s1.vmdk" ] ||
+    die "checksum of an empty range is not the SHA-256 of nothing: $(cat out)"
+# Splitting a random fill gives the same bytes as one fill.
+newraw r.raw $((8 * MiB))
+expect 0 create -s 8M r1.vmdk
+expect 0 create -s 8M r2.vmdk
+expect 0 fill --random --seed 0x1234 r1.vmdk
+expect 0 fill --random --seed 4660 -o 0 -l 3333333 r2.vmdk
+expect 0 fill --random --seed 4660 -o 3333333 r2.vmdk
+rawrandom r.raw 0 $((8 * MiB)) 4660
+same r1.vmdk r.raw
+same r2.vmdk r.raw
+expect 0 fill --random --seed 1 -o 0 -l 4096 r2.vmdk
+expect 0 checksum r2.vmdk
+[ "$(cat out)" != "$(rawsum r.raw)  r2.vmdk" ] || die "a different seed wrote the same data"
+
+# Range errors: exit 1, the file named, nothing written.
+expect_error 1 "s1.vmdk" fill -o 64M -l 1 s1.vmdk
+expect_error 1 "s1.vmdk" fill -o 65M s1.vmdk
+expect_error 1 "s1.vmdk" dump -o 63M -l 2M s1.vmdk
+expect_error 1 "s1.vmdk" checksum -l 65M s1.vmdk
+same s1.vmdk s1.raw
+
+# The read-only subcommands leave the file untouched.
+before=$(rawsum s1.vmdk)
+expect 0 info s1.vmdk
+expect 0 map s1.vmdk
+expect 0 dump -l 1M s1.vmdk
+expect 0 checksum s1.vmdk
+[ "$(rawsum s1.vmdk)" = "$before" ] || die "a read-only subcommand modified s1.vmdk"
+
+# map: data exactly on the grains the fills touched.
+expect 0 map --json s1.vmdk
+mapcheck out $((64 * MiB)) $GRAIN "$W1"
+cp out s1.map.json
+expect 0 map s1.vmdk
+head -n 1 out | grep -q "^start  *length  *status" || die "map: no table header: $(head -n 1 out)"
+python3 - s1.map.json out <<'EOF' || die "map table differs from map --json: $(cat out)"
+import json, sys
+runs = json.load(open(sys.argv[1]))
+rows = [l.split() for l in open(sys.argv[2]).read().splitlines()[1:-1]]
+assert [(int(r[0]), int(r[1]), r[2]) for r in rows] == \
+       [(r["start"], r["length"], r["type"]) for r in runs], rows
+EOF
+contains out "s1.vmdk: 67108864 bytes (64 MiB): data "
+
+# dump: exact hexdump -C text.
+expect 0 dump -o 4096 -l 48 s1.vmdk
+cat >want <<'EOF'
+00001000  41 41 41 41 41 41 41 41  41 41 41 41 41 41 41 41  |AAAAAAAAAAAAAAAA|
+00001010  41 41 41 41 00 00 00 00  00 00 00 00 00 00 00 00  |AAAA............|
+00001020  00 00 00 00 00 00 00 00  00 00 00 00 00 00 00 00  |................|
+00001030
+EOF
+cmp -s out want || die "dump -o 4096 -l 48: got:
+$(cat out)"
+ok
+expect 0 dump -o 1M -l 64 s1.vmdk
+cat >want <<'EOF'
+00100000  ab ab ab ab ab ab ab ab  ab ab ab ab ab ab ab ab  |................|
+*
+00100040
+EOF
+cmp -s out want || die "dump -o 1M -l 64: got:
+$(cat out)"
+ok
+expect 0 dump -o 0xffff8 -l 21 s1.vmdk
+cat >want <<'EOF'
+000ffff8  00 00 00 00 00 00 00 00  ab ab ab ab ab ab ab ab  |................|
+00100008  ab ab ab ab ab                                    |.....|
+0010000d
+EOF
+cmp -s out want || die "dump -o 0xffff8 -l 21: got:
+$(cat out)"
+ok
+expect 0 dump -o 4999 -l 3 s1.vmdk
+printf '%s\n' "00001387  00 07 07                                          |...|" 0000138a >want
+cmp -s out want || die "dump -o 4999 -l 3: got:
+$(cat out)"
+ok
+if command -v hexdump >/dev/null 2>&1; then
+    for r in "0 $((64 * MiB))" "5 100" "$((20 * MiB)) $((1 * MiB))" "$((64 * MiB - 333)) 333" "4000 200000"; do
+        # shellcheck disable=SC2086 # split "OFFSET LENGTH"
+        set -- $r
+        expect 0 dump -o "$1" -l "$2" s1.vmdk
+        hexdump -C -s "$1" -n "$2" s1.raw >want
+        cmp -s out want || die "dump -o $1 -l $2 differs from hexdump -C of the raw image"
+        ok
+    done
+    expect 0 dump s1.vmdk
+    hexdump -C s1.raw >want
+    cmp -s out want || die "dump of the whole disk differs from hexdump -C of the raw image"
+    ok
+fi
+
+# ---- data on the other types ----------------------------------------------
+
+# datacheck DISK CAPACITY: fills at the start, the middle and the end,
+# random data, then checksums of the whole disk and of ranges.
+datacheck() {
+    newraw "$1.raw" "$2"
+    fillboth "$1" "$1.raw" 0 4097 0x31
+    fillboth "$1" "$1.raw" $(($2 / 2 - 700)) 1400 0x32
+    fillboth "$1" "$1.raw" $(($2 - 513)) 513 0x33
+    expect 0 fill --random --seed 9 -o $(($2 / 4 + 3)) -l 70001 "$1"
+    rawrandom "$1.raw" $(($2 / 4 + 3)) 70001 9
+    same "$1" "$1.raw"
+    same "$1" "$1.raw" 4000 200
+    same "$1" "$1.raw" $(($2 / 4)) 80000
+}
+datacheck f1.vmdk $((10 * MiB))
+datacheck p2.vmdk $((64 * MiB))
+datacheck q1.vmdk $((5 * MiB))
+datacheck v1.vmdk $((8 * MiB))
+datacheck t1.vmdk $((8 * MiB))
+datacheck s2.vmdk $((1536 * KiB))
+# The 1000-byte disk (one sector rounded up to two).
+newraw s3.raw 1024
+expect 0 fill --random --seed 3 s3.vmdk
+contains out "wrote 1024 bytes"
+rawrandom s3.raw 0 1024 3
+same s3.vmdk s3.raw
+expect 0 map --json s3.vmdk
+mapcheck out 1024 $GRAIN "0:1024"
+# A flat disk stores every byte: one data run.
+expect 0 map --json f1.vmdk
+jcheck out "assert j == [{'start': 0, 'length': $((10 * MiB)), 'type': 'data'}], j"
+
+# Across the boundary of the two extents of a split sparse disk.
+B=$((2047 * MiB))
+expect 0 fill -o $((B - 100)) -l 200 -p 0x99 p1.vmdk
+expect 0 fill -o $((3072 * MiB - 10)) -p 0x98 p1.vmdk
+newraw p1.raw $((3072 * MiB))
+rawfill p1.raw $((B - 100)) 200 0x99
+rawfill p1.raw $((3072 * MiB - 10)) 10 0x98
+same p1.vmdk p1.raw $((B - MiB)) $((2 * MiB))
+same p1.vmdk p1.raw $((3071 * MiB)) $MiB
+expect 0 map --json p1.vmdk
+mapcheck out $((3072 * MiB)) $GRAIN "$((B - 100)):200,$((3072 * MiB - 10)):10"
+expect 0 dump -o $((B - 4)) -l 8 p1.vmdk
+printf '%08x  99 99 99 99 99 99 99 99                           |........|\n%08x\n' \
+    $((B - 4)) $((B + 4)) >want
+cmp -s out want || die "dump across the extent boundary: got:
+$(cat out)"
+ok
+
+# ---- snapshots --------------------------------------------------------------
+
+expect 0 snapshot s1.vmdk c1.vmdk
+contains out "created c1.vmdk"
+expect 0 info --json c1.vmdk
+cp out c1.json
+jcheck c1.json "
+assert j['type'] == 'monolithicSparse' and j['capacity'] == $((64 * MiB)), j
+assert len(j['links']) == 2, j['links']
+c, p = j['links']
+assert c['path'] == 'c1.vmdk' and p['path'].endswith('s1.vmdk'), (c, p)
+assert c['parent_cid'] == p['cid'] and c['cid'] != p['cid'], (c, p)
+assert c['parent_hint'] == 's1.vmdk', c
+assert p['parent_cid'] == 'ffffffff' and p['parent_hint'] is None, p
+assert c['capacity'] == p['capacity'] == $((64 * MiB))
+"
+expect 0 info c1.vmdk
+contains out "chain:        2 links"
+contains out "parent:     s1.vmdk"
+same c1.vmdk s1.raw
+expect 0 map --single-link --json c1.vmdk
+mapcheck out $((64 * MiB)) $GRAIN ""
+expect 0 map --json c1.vmdk
+mapcheck out $((64 * MiB)) $GRAIN "$W1"
+
+cp s1.raw c1.raw
+W2="$((MiB + 512 * KiB)):$MiB"
+fillboth c1.vmdk c1.raw $((MiB + 512 * KiB)) $MiB 0x44
+W2="$W2,$((30 * MiB + 100)):200"
+fillboth c1.vmdk c1.raw $((30 * MiB + 100)) 200 0x66
+W2="$W2,5001:10"
+fillboth c1.vmdk c1.raw 5001 10 0x67
+expect 0 fill --random --seed 7 -o $((62 * MiB)) -l 70000 c1.vmdk
+rawrandom c1.raw $((62 * MiB)) 70000 7
+W2="$W2,$((62 * MiB)):70000"
+
+same c1.vmdk c1.raw
+same c1.vmdk c1.raw 4990 40
+same s1.vmdk s1.raw
+expect 0 map --single-link --json c1.vmdk
+mapcheck out $((64 * MiB)) $GRAIN "$W2"
+expect 0 map --json c1.vmdk
+mapcheck out $((64 * MiB)) $GRAIN "$W1,$W2"
+expect 0 map --single-link c1.vmdk
+contains out "c1.vmdk (this link only): 67108864 bytes (64 MiB): data "
+expect 0 dump -o 4992 -l 32 c1.vmdk
+cat >want <<'EOF'
+00001380  00 00 00 00 00 00 00 00  07 67 67 67 67 67 67 67  |.........ggggggg|
+00001390  67 67 67 07 07 07 07 07  07 07 07 07 07 07 07 07  |ggg.............|
+000013a0
+EOF
+cmp -s out want || die "dump of the child over its parent: got:
+$(cat out)"
+ok
+
+# A grandchild, split sparse.
+expect 0 snapshot -t split-sparse c1.vmdk g1.vmdk
+expect 0 info --json g1.vmdk
+jcheck out "
+assert j['type'] == 'twoGbMaxExtentSparse' and len(j['links']) == 3, j
+assert [l['path'].split('/')[-1] for l in j['links']] == ['g1.vmdk', 'c1.vmdk', 's1.vmdk'], j
+assert j['links'][0]['parent_cid'] == j['links'][1]['cid'], j"
+same g1.vmdk c1.raw
+expect_error 1 "g1.vmdk" snapshot c1.vmdk g1.vmdk
+
+# A missing parent: the chain cannot open and the message names the parent,
+# but the child alone still can.
+mv s1.vmdk s1-moved.vmdk
+expect_error 1 "s1.vmdk" info c1.vmdk
+expect_error 1 "s1.vmdk" checksum c1.vmdk
+expect 0 map --single-link --json c1.vmdk
+mapcheck out $((64 * MiB)) $GRAIN "$W2"
+mv s1-moved.vmdk s1.vmdk
+same c1.vmdk c1.raw
+
+echo "cli: all $CHECKS checks passed"

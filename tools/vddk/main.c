@@ -1,0 +1,99 @@
+/* main.c - the vddk command: dispatch to the subcommands.
+ *
+ *   vddk [--help | --version]
+ *   vddk help [SUBCOMMAND]
+ *   vddk SUBCOMMAND [OPTIONS] ARGS...
+ */
+#include "vddk.h"
+
+#include <string.h>
+
+#ifndef OPENVDDK_VERSION
+#define OPENVDDK_VERSION "unknown"
+#endif
+
+static const struct vddk_cmd *const commands[] = {
+    &vddk_cmd_info,
+    &vddk_cmd_create,
+    &vddk_cmd_snapshot,
+    &vddk_cmd_map,
+    &vddk_cmd_dump,
+    &vddk_cmd_fill,
+    &vddk_cmd_checksum,
+};
+#define NCOMMANDS (sizeof commands / sizeof commands[0])
+
+static const struct vddk_cmd *find_command(const char *name)
+{
+    for (size_t i = 0; i < NCOMMANDS; i++)
+        if (strcmp(commands[i]->name, name) == 0)
+            return commands[i];
+    return NULL;
+}
+
+static void usage(FILE *f)
+{
+    fputs("usage: vddk SUBCOMMAND [OPTIONS] ARGS...\n"
+          "       vddk help [SUBCOMMAND]\n"
+          "       vddk --version\n"
+          "\n"
+          "Inspect, create and modify VMware virtual disks (VMDK).\n"
+          "\n"
+          "Subcommands:\n", f);
+    for (size_t i = 0; i < NCOMMANDS; i++)
+        fprintf(f, "  %-10s %s\n", commands[i]->name, commands[i]->summary);
+    fputs("\n"
+          "Sizes and offsets are bytes (decimal or 0x hex), or a number with a\n"
+          "K, M, G or T suffix (powers of 1024): 4096, 0x1000, 64M, 2G.\n"
+          "Exit status: 0 success, 1 failure, 2 usage error.\n"
+          "Run 'vddk help SUBCOMMAND' for the options of one subcommand.\n", f);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return VDDK_EXIT_USAGE;
+    }
+    const char *name = argv[1];
+    if (strcmp(name, "--help") == 0 || strcmp(name, "-h") == 0) {
+        usage(stdout);
+        return VDDK_EXIT_OK;
+    }
+    if (strcmp(name, "--version") == 0) {
+        printf("vddk (openvddk) %s\n", OPENVDDK_VERSION);
+        return VDDK_EXIT_OK;
+    }
+    if (strcmp(name, "help") == 0) {
+        if (argc == 2) {
+            usage(stdout);
+            return VDDK_EXIT_OK;
+        }
+        if (argc > 3) {
+            fprintf(stderr, "vddk: help: too many arguments (see 'vddk --help')\n");
+            return VDDK_EXIT_USAGE;
+        }
+        const struct vddk_cmd *c = find_command(argv[2]);
+        if (c == NULL) {
+            fprintf(stderr, "vddk: help: unknown subcommand '%s' (see 'vddk --help')\n", argv[2]);
+            return VDDK_EXIT_USAGE;
+        }
+        return vddk_print_help(c, stdout);
+    }
+    if (name[0] == '-') {
+        fprintf(stderr, "vddk: unknown option '%s' (see 'vddk --help')\n", name);
+        return VDDK_EXIT_USAGE;
+    }
+    const struct vddk_cmd *c = find_command(name);
+    if (c == NULL) {
+        fprintf(stderr, "vddk: unknown subcommand '%s' (see 'vddk --help')\n", name);
+        return VDDK_EXIT_USAGE;
+    }
+    int rc = c->run(argc - 1, argv + 1);
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        fprintf(stderr, "vddk: error writing to standard output\n");
+        if (rc == VDDK_EXIT_OK)
+            rc = VDDK_EXIT_FAIL;
+    }
+    return rc;
+}
