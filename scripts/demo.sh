@@ -12,6 +12,7 @@ set -eu
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 VDDK=${1:-${VDDK:-$ROOT/build/tools/vddk/vddk}}
+SAMPLE=${SAMPLE:-$(dirname "$(dirname "$VDDK")")/sample/vixdisklib-sample}
 case $VDDK in /*) ;; *) VDDK=$(pwd)/$VDDK ;; esac
 if [ ! -x "$VDDK" ]; then
     echo "demo: $VDDK is not an executable; build first (make)" >&2
@@ -115,6 +116,16 @@ vddk map child.vmdk
 
 step "map of the child's own link only"
 vddk map --single-link child.vmdk
+
+step "the same chain through libvixDiskLib, as a VDDK program sees it"
+echo "\$ vixdisklib-sample child.vmdk"
+out=$("$SAMPLE" child.vmdk) || fail "vixdisklib-sample exited with status $?"
+echo "$out"
+got=$(echo "$out" | tail -n 1)
+want=$(sha256sum child.raw)
+[ "${got%% *}" = "${want%% *}" ] ||
+    fail "child.vmdk read through libvixDiskLib differs from the reference child.raw"
+echo "   matches sha256sum of the reference image child.raw"
 
 echo
 echo "demo: all steps succeeded"
