@@ -315,11 +315,12 @@ EXPORT int64 vddk_disk_seek(vddk_disk *d, int64 offset, int whence)
 {
     if (!d)
         return fail_io(VIX_E_INVALID_ARG, "vddk_disk_seek");
+    if (whence != SEEK_SET && whence != SEEK_CUR && whence != SEEK_END)
+        return fail_io(VIX_E_INVALID_ARG, "vddk_disk_seek");
     pthread_mutex_lock(&d->pos_lock);
-    int64 base = whence == SEEK_SET ? 0 : whence == SEEK_CUR ? d->pos
-               : whence == SEEK_END ? (int64)d->capacity : -1;
-    int64 np = base + offset;
-    int bad = base < 0 || np < 0 || (offset > 0 && np < base);
+    int64 base = whence == SEEK_SET ? 0 : whence == SEEK_CUR ? d->pos : (int64)d->capacity;
+    int64 np;
+    int bad = __builtin_add_overflow(base, offset, &np) || np < 0;
     if (!bad)
         d->pos = np;
     pthread_mutex_unlock(&d->pos_lock);

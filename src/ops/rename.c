@@ -70,6 +70,26 @@ int ops_rename(const char *src, const char *dst)
         goto out;
     }
 
+    /* A child keeps pointing at the same parent from its new place. */
+    const char *hint = desc_get(&l->desc, "parentFileNameHint");
+    if (hint && hint[0] != '/') {
+        char *parent = vd_path_join(l->dir, hint);
+        char *nh = parent ? vmdk_parent_hint_for(dst, parent) : NULL;
+        if (!nh) {
+            rc = parent && access(parent, F_OK) != 0
+                     ? vd_err_set(VD_E_NOTFOUND, "%s: parent %s not found; cannot keep the "
+                                  "child linked to it after the rename", src, parent)
+                     : vd_err_set(VD_E_NOMEM, "out of memory");
+            free(parent);
+            goto out;
+        }
+        free(parent);
+        rc = desc_set(&l->desc, "parentFileNameHint", nh);
+        free(nh);
+        if (rc < 0)
+            goto out;
+    }
+
     if (l->embedded) {
         struct desc_extent *e = desc_extent(&l->desc, 0);
         char *nn = vd_strdup(vd_path_base(dst));

@@ -266,6 +266,7 @@ VIXDL_EXPORT void VixDiskLib_Exit(void)
     vixdl_async_shutdown();
     pthread_mutex_lock(&G.lock);
     if (G.refs == 0) {
+        vixdl_registry_release();
         free_config();
         free(G.lib_dir);
         G.lib_dir = NULL;

@@ -112,3 +112,18 @@ void vixdl_unregister_wait(struct vixdl_obj *o)
     while (atomic_load(&o->refs) > 1)
         sched_yield();
 }
+
+void vixdl_registry_release(void)
+{
+    pthread_rwlock_wrlock(&reg_lock);
+    int live = 0;
+    for (size_t i = 0; i < nslots; i++)
+        live |= slots[i] && slots[i] != TOMB;
+    /* Objects the caller never closed keep the table alive. */
+    if (!live) {
+        free(slots);
+        slots = NULL;
+        nslots = nused = 0;
+    }
+    pthread_rwlock_unlock(&reg_lock);
+}

@@ -49,6 +49,8 @@ void vixdl_release(struct vixdl_obj *o);
 /* Remove from the table (no new acquires), then wait until the caller's
  * reference is the only one left. */
 void vixdl_unregister_wait(struct vixdl_obj *o);
+/* Free the table at the last Exit if no object is left in it. */
+void vixdl_registry_release(void);
 
 /* ---- connections (conn.c) ---- */
 

@@ -354,7 +354,7 @@ int vmdk_create(const char *path, const struct vmdk_create_params *p)
 
 /* The parent hint as VMware writes it: the bare name when both files share
  * a directory, else an absolute path. */
-static char *parent_hint_for(const char *child, const char *parent)
+char *vmdk_parent_hint_for(const char *child, const char *parent)
 {
     char *cd = vd_path_dir(child), *pd = vd_path_dir(parent);
     char *hint = NULL;
@@ -392,7 +392,7 @@ int vmdk_create_child_of(vmdk_disk *parent, const char *child_path, enum vmdk_ty
     };
     if (p.adapter == VMDK_ADAPTER_UNKNOWN)
         p.adapter = VMDK_ADAPTER_LSILOGIC;
-    char *hint = parent_hint_for(child_path, li.path);
+    char *hint = vmdk_parent_hint_for(child_path, li.path);
     if (!hint)
         return vd_err_set(VD_E_NOTFOUND, "%s: cannot resolve parent path", li.path);
     rc = create_with(child_path, &p, li.cid, hint);

@@ -48,6 +48,9 @@ int link_flush(struct link *l);
 int link_end_write(struct link *l);
 /* Total allocated bytes of the link's files (st_blocks). */
 uint64_t link_allocated_bytes(const struct link *l);
+/* parentFileNameHint for a child at child pointing at parent (malloc'd):
+ * the base name when both share a directory, else an absolute path. */
+char *vmdk_parent_hint_for(const char *child, const char *parent);
 /* Lock a file descriptor with an OFD lock (shared or exclusive). */
 int vd_lock_fd(int fd, int exclusive, const char *path);
 

@@ -1,0 +1,776 @@
+/*
+ * test_highlevel.c - the high-level API (vddk/disk.h): open with rollback,
+ * byte-addressed pread/pwrite against an in-memory reference, the shared
+ * position, and the concurrent writers of gvddk's Multithread_test
+ * (reference vddk-api.md sections 8.4 and 8.5).
+ */
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "abi_util.h"
+#include "vddk/disk.h"
+
+#define SECTOR VIXDISKLIB_SECTOR_SIZE
+#define HL_SECTORS 2051u                       /* 1 MiB + 3 sectors */
+#define HL_BYTES ((uint64)HL_SECTORS * SECTOR)
+
+/* ---- fixtures -------------------------------------------------------------------- */
+
+#define MAX_DISKS 8
+static vddk_disk *g_disks[MAX_DISKS];
+
+static int setup(void **state)
+{
+    memset(g_disks, 0, sizeof g_disks);
+    return abi_setup(state);
+}
+
+static int teardown(void **state)
+{
+    for (int i = 0; i < MAX_DISKS; i++)
+        if (g_disks[i])
+            vddk_disk_close(g_disks[i]);
+    memset(g_disks, 0, sizeof g_disks);
+    return abi_teardown(state);
+}
+
+static vddk_disk_params params_for(const char *path, uint32 flags)
+{
+    vddk_disk_params p;
+    memset(&p, 0, sizeof p);
+    p.path = path;
+    p.flags = flags;
+    p.identity = "openvddk-abi";
+    return p;
+}
+
+static vddk_disk *hl_open(const char *path, uint32 flags)
+{
+    vddk_disk_params p = params_for(path, flags);
+    vddk_disk *d = NULL;
+    VixError e = vddk_disk_open(&p, &d);
+    if (e != VIX_OK) {
+        const char *detail = NULL;
+        vddk_disk_last_error(&detail);
+        fail_msg("vddk_disk_open(%s) returned %lu: %s", path, (unsigned long)e,
+                 detail ? detail : "(no detail)");
+    }
+    assert_non_null(d);
+    for (int i = 0; i < MAX_DISKS; i++) {
+        if (!g_disks[i]) {
+            g_disks[i] = d;
+            return d;
+        }
+    }
+    fail_msg("too many open disks");
+    return NULL;
+}
+
+static void hl_close(vddk_disk *d)
+{
+    for (int i = 0; i < MAX_DISKS; i++)
+        if (g_disks[i] == d)
+            g_disks[i] = NULL;
+    VixError e = vddk_disk_close(d);
+    if (e != VIX_OK)
+        fail_msg("vddk_disk_close returned %lu", (unsigned long)e);
+}
+
+/* A new disk of HL_SECTORS sectors. */
+static const char *new_disk(const char *name, VixDiskLibDiskType type)
+{
+    const char *path = abi_path(name);
+    abi_create_ok(path, type, HL_SECTORS);
+    return path;
+}
+
+/* Compare the whole disk with ref, reading in odd-sized pieces. */
+static void verify_all(vddk_disk *d, const uint8 *ref, const char *what)
+{
+    const size_t piece = 7777;
+    uint8 *buf = malloc(piece);
+    assert_non_null(buf);
+    for (uint64 off = 0; off < HL_BYTES; off += piece) {
+        size_t want = HL_BYTES - off < piece ? (size_t)(HL_BYTES - off) : piece;
+        memset(buf, 0xEE, piece);
+        ssize_t n = vddk_disk_pread(d, buf, piece, off);
+        if (n != (ssize_t)want) {
+            free(buf);
+            fail_msg("%s: pread(%zu at %lu) returned %zd, expected %zu", what, piece,
+                     (unsigned long)off, n, want);
+        }
+        for (size_t i = 0; i < want; i++) {
+            if (buf[i] != ref[off + i]) {
+                unsigned got = buf[i];
+                free(buf);
+                fail_msg("%s: byte %lu is 0x%02x, expected 0x%02x", what,
+                         (unsigned long)(off + i), got, ref[off + i]);
+            }
+        }
+    }
+    free(buf);
+}
+
+/* ---- open, rollback, errors ----------------------------------------------------------- */
+
+struct thread_err {
+    VixError err;
+    char detail[256];
+};
+
+static void *other_thread_last_error(void *arg)
+{
+    struct thread_err *t = arg;
+    const char *detail = NULL;
+    t->err = vddk_disk_last_error(&detail);
+    snprintf(t->detail, sizeof t->detail, "%s", detail ? detail : "");
+    return NULL;
+}
+
+static void test_open_rollback(void **state)
+{
+    (void)state;
+    const char *path = abi_path("later.vmdk");
+    vddk_disk_params p = params_for(path, 0);
+    int dummy;
+    vddk_disk *d = (vddk_disk *)(void *)&dummy;
+    VixError e = vddk_disk_open(&p, &d);
+    assert_int_equal(e, VIX_E_FILE_NOT_FOUND);
+    assert_null(d);
+    const char *detail = NULL;
+    assert_int_equal(vddk_disk_last_error(&detail), VIX_E_FILE_NOT_FOUND);
+    assert_non_null(detail);
+    assert_true(detail[0] != '\0');
+    assert_int_equal(vddk_disk_last_error(NULL), VIX_E_FILE_NOT_FOUND);
+
+    /* The last error belongs to this thread. */
+    struct thread_err te = { 12345, "" };
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, other_thread_last_error, &te), 0);
+    pthread_join(t, NULL);
+    assert_int_equal(te.err, VIX_OK);
+
+    /* Nothing from the failed attempt remains: the disk, once it exists,
+     * opens read-write (and locks) at that path. */
+    abi_create_ok(path, VIXDISKLIB_DISK_MONOLITHIC_SPARSE, HL_SECTORS);
+    d = hl_open(path, 0);
+    assert_int_equal(vddk_disk_capacity(d), HL_BYTES);
+
+    /* A failure after ConnectEx (the disk is locked): rolled back too. */
+    vddk_disk *d2 = (vddk_disk *)(void *)&dummy;
+    e = vddk_disk_open(&p, &d2);
+    assert_int_equal(e, VIX_E_FILE_ALREADY_LOCKED);
+    assert_null(d2);
+    assert_int_equal(vddk_disk_last_error(&detail), VIX_E_FILE_ALREADY_LOCKED);
+    assert_true(detail[0] != '\0');
+    hl_close(d);
+    for (int i = 0; i < 3; i++) {   /* repeatedly: no lock or handle leaks */
+        d = hl_open(path, 0);
+        hl_close(d);
+    }
+
+    /* A remote server fails at ConnectEx, cleanly. */
+    VixDiskLibConnectParams cp;
+    memset(&cp, 0, sizeof cp);
+    cp.serverName = (char *)"esx.invalid";
+    cp.credType = VIXDISKLIB_CRED_UID;
+    cp.creds.uid.userName = (char *)"root";
+    cp.creds.uid.password = (char *)"pw";
+    p.connect = &cp;
+    d2 = (vddk_disk *)(void *)&dummy;
+    e = vddk_disk_open(&p, &d2);
+    assert_true(e != VIX_OK);
+    assert_null(d2);
+    vddk_disk_last_error(&detail);
+    assert_true(detail[0] != '\0');
+    p.connect = NULL;
+
+    /* Argument errors. */
+    assert_int_equal(vddk_disk_open(NULL, &d2), VIX_E_INVALID_ARG);
+    assert_int_equal(vddk_disk_open(&p, NULL), VIX_E_INVALID_ARG);
+    vddk_disk_params np = params_for(NULL, 0);
+    assert_int_equal(vddk_disk_open(&np, &d2), VIX_E_INVALID_ARG);
+    assert_int_equal(vddk_disk_close(NULL), VIX_E_INVALID_ARG);
+}
+
+static void test_null_disk(void **state)
+{
+    (void)state;
+    uint8 b[16];
+    errno = 0;
+    assert_int_equal(vddk_disk_pread(NULL, b, sizeof b, 0), -1);
+    assert_int_equal(errno, EINVAL);
+    errno = 0;
+    assert_int_equal(vddk_disk_pwrite(NULL, b, sizeof b, 0), -1);
+    assert_int_equal(errno, EINVAL);
+    errno = 0;
+    assert_int_equal(vddk_disk_read(NULL, b, sizeof b), -1);
+    assert_int_equal(errno, EINVAL);
+    errno = 0;
+    assert_int_equal(vddk_disk_write(NULL, b, sizeof b), -1);
+    assert_int_equal(errno, EINVAL);
+    errno = 0;
+    assert_int_equal(vddk_disk_seek(NULL, 0, SEEK_SET), -1);
+    assert_int_equal(errno, EINVAL);
+    errno = 0;
+    assert_int_equal(vddk_disk_flush(NULL), -1);
+    assert_int_equal(errno, EINVAL);
+    assert_int_equal(vddk_disk_capacity(NULL), 0);
+    assert_null(vddk_disk_handle(NULL));
+    VixDiskLibBlockList *bl = NULL;
+    assert_int_equal(vddk_disk_query_allocated_blocks(NULL, 0, 128, 128, &bl),
+                     VIX_E_INVALID_ARG);
+}
+
+static void test_accessors(void **state)
+{
+    (void)state;
+    const char *path = new_disk("acc.vmdk", VIXDISKLIB_DISK_MONOLITHIC_SPARSE);
+    vddk_disk *d = hl_open(path, 0);
+    assert_int_equal(vddk_disk_capacity(d), HL_BYTES);
+    VixDiskLibHandle h = vddk_disk_handle(d);
+    assert_non_null(h);
+    VixDiskLibInfo *info = NULL;
+    ABI_OK(VixDiskLib_GetInfo(h, &info));
+    assert_int_equal(info->capacity, HL_SECTORS);
+    VixDiskLib_FreeInfo(info);
+
+    uint8 buf[1000];
+    abi_fill(buf, sizeof buf, 70000, 9);
+    assert_int_equal(vddk_disk_pwrite(d, buf, sizeof buf, 70000), (ssize_t)sizeof buf);
+    assert_int_equal(vddk_disk_flush(d), 0);
+    VixDiskLibBlockList *bl = NULL;
+    ABI_OK(vddk_disk_query_allocated_blocks(d, 0, 2048, 128, &bl));
+    assert_non_null(bl);
+    assert_int_equal(bl->numBlocks, 1);
+    assert_int_equal(bl->blocks[0].offset, 128);   /* 70000 / 512 = 136 */
+    assert_int_equal(bl->blocks[0].length, 128);
+    ABI_OK(VixDiskLib_FreeBlockList(bl));
+    assert_int_equal(vddk_disk_query_allocated_blocks(d, 0, 2048, 64, &bl), VIX_E_INVALID_ARG);
+    const char *detail = NULL;
+    assert_int_equal(vddk_disk_last_error(&detail), VIX_E_INVALID_ARG);
+    assert_true(detail[0] != '\0');
+
+    /* The low-level handle sees the bytes at the right place. */
+    uint8 sec[3 * SECTOR];
+    ABI_OK(VixDiskLib_Read(h, 136, 3, sec));
+    assert_int_equal(abi_check(sec + (70000 - 136 * SECTOR), sizeof buf, 70000, 9), -1);
+    hl_close(d);
+}
+
+/* ---- random unaligned I/O against a reference buffer ---------------------------------- */
+
+static uint64 pick_off(uint64_t *rng)
+{
+    uint64_t r = abi_rand(rng);
+    switch (r % 8) {
+    case 0: case 1: return HL_BYTES - abi_rand(rng) % 3000;        /* near the end */
+    case 2: return (abi_rand(rng) % HL_SECTORS) * SECTOR;          /* aligned */
+    case 3: return (1 + abi_rand(rng) % (HL_SECTORS - 1)) * SECTOR - 1 + (r >> 60 & 1) * 2;
+    default: return abi_rand(rng) % HL_BYTES;
+    }
+}
+
+static size_t pick_len(uint64_t *rng)
+{
+    uint64_t r = abi_rand(rng);
+    switch (r % 6) {
+    case 0: return (size_t)(abi_rand(rng) % 17);                    /* tiny, maybe 0 */
+    case 1: return SECTOR * (size_t)(1 + abi_rand(rng) % 4);         /* whole sectors */
+    case 2: return (size_t)(abi_rand(rng) % 20000);
+    default: return (size_t)(abi_rand(rng) % 1500);
+    }
+}
+
+static void random_io(VixDiskLibDiskType type, const char *name, uint64_t seed)
+{
+    const char *path = new_disk(name, type);
+    uint8 *ref = calloc(1, HL_BYTES);
+    uint8 *buf = malloc(40000);
+    assert_non_null(ref);
+    assert_non_null(buf);
+    vddk_disk *d = hl_open(path, 0);
+    uint64_t rng = seed;
+    int writes = 0, short_reads = 0, refused = 0;
+
+    for (int it = 0; it < 1500; it++) {
+        uint64 off = pick_off(&rng);
+        size_t len = pick_len(&rng);
+        if (abi_rand(&rng) % 2) {
+            abi_fill(buf, len, off, (uint32_t)it);
+            errno = 0;
+            ssize_t n = vddk_disk_pwrite(d, buf, len, off);
+            if (off + len <= HL_BYTES) {
+                if (n != (ssize_t)len)
+                    fail_msg("it %d: pwrite(%zu at %lu) returned %zd (errno %d)", it, len,
+                             (unsigned long)off, n, errno);
+                memcpy(ref + off, buf, len);
+                writes++;
+            } else {
+                if (n != -1 || errno != ENOSPC)
+                    fail_msg("it %d: pwrite(%zu at %lu) past the end returned %zd errno %d, "
+                             "expected -1 ENOSPC", it, len, (unsigned long)off, n, errno);
+                refused++;
+            }
+        } else {
+            uint64 roff = off + (abi_rand(&rng) % 4 == 0 ? 3000 : 0);   /* sometimes past */
+            size_t want = roff >= HL_BYTES ? 0 : (HL_BYTES - roff < len ? (size_t)(HL_BYTES - roff) : len);
+            memset(buf, 0xEE, len + 1);
+            ssize_t n = vddk_disk_pread(d, buf, len, roff);
+            if (n != (ssize_t)want)
+                fail_msg("it %d: pread(%zu at %lu) returned %zd, expected %zu", it, len,
+                         (unsigned long)roff, n, want);
+            if (want && memcmp(buf, ref + roff, want) != 0)
+                fail_msg("it %d: pread(%zu at %lu) data differs", it, len, (unsigned long)roff);
+            assert_int_equal(buf[want], 0xEE);   /* nothing past what was returned */
+            short_reads += want < len;
+        }
+        if (it % 250 == 249)
+            verify_all(d, ref, name);
+    }
+    /* The cases the random walk must have covered. */
+    assert_true(writes > 100);
+    assert_true(refused > 10);
+    assert_true(short_reads > 10);
+
+    /* Explicit edges: the last partial sector, reads past the end. */
+    abi_fill(buf, 100, HL_BYTES - 100, 7);
+    assert_int_equal(vddk_disk_pwrite(d, buf, 100, HL_BYTES - 100), 100);
+    memcpy(ref + HL_BYTES - 100, buf, 100);
+    assert_int_equal(vddk_disk_pread(d, buf, 200, HL_BYTES - 100), 100);
+    assert_memory_equal(buf, ref + HL_BYTES - 100, 100);
+    assert_int_equal(vddk_disk_pread(d, buf, 10, HL_BYTES), 0);
+    assert_int_equal(vddk_disk_pread(d, buf, 10, HL_BYTES + 5000), 0);
+    assert_int_equal(vddk_disk_pread(d, buf, 0, 5), 0);
+    assert_int_equal(vddk_disk_pwrite(d, buf, 0, 5), 0);
+    static const struct {
+        uint64 off;
+        size_t len;
+    } past[] = { { HL_BYTES - 100, 101 }, { HL_BYTES, 1 }, { HL_BYTES + 512, 1 },
+                 { HL_BYTES - SECTOR, SECTOR + 1 }, { 0, HL_BYTES + 1 },
+                 { UINT64_MAX - 10, 20 } };
+    uint8 *big = malloc(HL_BYTES + 1);
+    assert_non_null(big);
+    memset(big, 0x77, HL_BYTES + 1);
+    for (size_t i = 0; i < sizeof past / sizeof past[0]; i++) {
+        errno = 0;
+        ssize_t n = vddk_disk_pwrite(d, big, past[i].len, past[i].off);
+        if (n != -1 || errno != ENOSPC)
+            fail_msg("pwrite(%zu at %lu) returned %zd errno %d, expected -1 ENOSPC",
+                     past[i].len, (unsigned long)past[i].off, n, errno);
+    }
+    free(big);
+    verify_all(d, ref, name);
+
+    /* Through the low-level API the sectors hold the same bytes. */
+    uint8 *whole = malloc(HL_BYTES);
+    assert_non_null(whole);
+    ABI_OK(VixDiskLib_Read(vddk_disk_handle(d), 0, HL_SECTORS, whole));
+    assert_memory_equal(whole, ref, HL_BYTES);
+    free(whole);
+    hl_close(d);
+
+    d = hl_open(path, VIXDISKLIB_FLAG_OPEN_READ_ONLY);
+    verify_all(d, ref, name);
+    hl_close(d);
+    free(buf);
+    free(ref);
+}
+
+static void test_random_io_sparse(void **state)
+{
+    (void)state;
+    random_io(VIXDISKLIB_DISK_MONOLITHIC_SPARSE, "rs.vmdk", 0x0123456789abcdefull);
+}
+
+static void test_random_io_flat(void **state)
+{
+    (void)state;
+    random_io(VIXDISKLIB_DISK_MONOLITHIC_FLAT, "rf.vmdk", 0xfeedfacecafebeefull);
+}
+
+static void test_read_only(void **state)
+{
+    (void)state;
+    const char *path = new_disk("ro.vmdk", VIXDISKLIB_DISK_MONOLITHIC_SPARSE);
+    vddk_disk *d = hl_open(path, 0);
+    uint8 buf[700];
+    abi_fill(buf, sizeof buf, 1000, 1);
+    assert_int_equal(vddk_disk_pwrite(d, buf, sizeof buf, 1000), (ssize_t)sizeof buf);
+    hl_close(d);
+
+    d = hl_open(path, VIXDISKLIB_FLAG_OPEN_READ_ONLY);
+    uint8 w[700];
+    memset(w, 0x11, sizeof w);
+    errno = 0;
+    assert_int_equal(vddk_disk_pwrite(d, w, sizeof w, 1000), -1);
+    assert_true(errno != 0);
+    const char *detail = NULL;
+    assert_true(vddk_disk_last_error(&detail) != VIX_OK);
+    assert_true(detail[0] != '\0');
+    memset(w, 0, sizeof w);
+    assert_int_equal(vddk_disk_pread(d, w, sizeof w, 1000), (ssize_t)sizeof w);
+    assert_memory_equal(w, buf, sizeof buf);
+    hl_close(d);
+}
+
+/* ---- the shared position ------------------------------------------------------------------ */
+
+static void expect_einval(int64 r, const char *what)
+{
+    if (r != -1 || errno != EINVAL)
+        fail_msg("%s returned %ld errno %d, expected -1 EINVAL", what, (long)r, errno);
+}
+
+static void test_shared_position(void **state)
+{
+    (void)state;
+    const char *path = new_disk("pos.vmdk", VIXDISKLIB_DISK_MONOLITHIC_SPARSE);
+    vddk_disk *d = hl_open(path, 0);
+    const int64 cap = (int64)HL_BYTES;
+    uint8 buf[2000], back[2000];
+
+    assert_int_equal(vddk_disk_seek(d, 0, SEEK_CUR), 0);
+    assert_int_equal(vddk_disk_write(d, "hello", 5), 5);
+    assert_int_equal(vddk_disk_seek(d, 0, SEEK_CUR), 5);
+    assert_int_equal(vddk_disk_seek(d, 0, SEEK_SET), 0);
+    memset(back, 0, sizeof back);
+    assert_int_equal(vddk_disk_read(d, back, 5), 5);
+    assert_memory_equal(back, "hello", 5);
+    assert_int_equal(vddk_disk_seek(d, 0, SEEK_CUR), 5);
+
+    assert_int_equal(vddk_disk_seek(d, 100, SEEK_SET), 100);
+    abi_fill(buf, 1000, 100, 5);
+    assert_int_equal(vddk_disk_write(d, buf, 1000), 1000);
+    assert_int_equal(vddk_disk_seek(d, 0, SEEK_CUR), 1100);
+    assert_int_equal(vddk_disk_seek(d, -1000, SEEK_CUR), 100);
+    assert_int_equal(vddk_disk_read(d, back, 1000), 1000);
+    assert_memory_equal(back, buf, 1000);
+    /* pread/pwrite leave the position alone. */
+    assert_int_equal(vddk_disk_pread(d, back, 10, 0), 10);
+    assert_int_equal(vddk_disk_pwrite(d, buf, 10, 3000), 10);
+    assert_int_equal(vddk_disk_seek(d, 0, SEEK_CUR), 1100);
+
+    /* The end. */
+    assert_int_equal(vddk_disk_seek(d, 0, SEEK_END), cap);
+    assert_int_equal(vddk_disk_read(d, back, 10), 0);
+    assert_int_equal(vddk_disk_seek(d, 0, SEEK_CUR), cap);
+    errno = 0;
+    assert_int_equal(vddk_disk_write(d, buf, 1), -1);
+    assert_int_equal(errno, ENOSPC);
+    assert_int_equal(vddk_disk_seek(d, 0, SEEK_CUR), cap);
+    assert_int_equal(vddk_disk_seek(d, -10, SEEK_END), cap - 10);
+    assert_int_equal(vddk_disk_read(d, back, 100), 10);   /* short */
+    assert_int_equal(vddk_disk_seek(d, 0, SEEK_CUR), cap);
+    assert_int_equal(vddk_disk_seek(d, -10, SEEK_END), cap - 10);
+    errno = 0;
+    assert_int_equal(vddk_disk_write(d, buf, 11), -1);     /* would pass the end */
+    assert_int_equal(errno, ENOSPC);
+    assert_int_equal(vddk_disk_seek(d, 0, SEEK_CUR), cap - 10);
+    assert_int_equal(vddk_disk_write(d, buf, 10), 10);
+    assert_int_equal(vddk_disk_seek(d, 0, SEEK_CUR), cap);
+
+    /* Negative results: EINVAL, position unchanged. */
+    assert_int_equal(vddk_disk_seek(d, 42, SEEK_SET), 42);
+    errno = 0;
+    expect_einval(vddk_disk_seek(d, -1, SEEK_SET), "seek(-1, SEEK_SET)");
+    errno = 0;
+    expect_einval(vddk_disk_seek(d, -43, SEEK_CUR), "seek(-43, SEEK_CUR) from 42");
+    errno = 0;
+    expect_einval(vddk_disk_seek(d, -(cap + 1), SEEK_END), "seek(-(cap+1), SEEK_END)");
+    errno = 0;
+    expect_einval(vddk_disk_seek(d, INT64_MIN, SEEK_SET), "seek(INT64_MIN, SEEK_SET)");
+    errno = 0;
+    expect_einval(vddk_disk_seek(d, INT64_MIN, SEEK_CUR), "seek(INT64_MIN, SEEK_CUR)");
+    errno = 0;
+    expect_einval(vddk_disk_seek(d, 0, 42), "seek with whence 42");
+    assert_int_equal(vddk_disk_seek(d, 0, SEEK_CUR), 42);
+
+    /* Past the end (as lseek allows): reads give 0, writes ENOSPC. */
+    int64 r = vddk_disk_seek(d, cap + 4096, SEEK_SET);
+    if (r == -1) {
+        assert_int_equal(errno, EINVAL);
+    } else {
+        assert_int_equal(r, cap + 4096);
+        assert_int_equal(vddk_disk_read(d, back, 10), 0);
+        errno = 0;
+        assert_int_equal(vddk_disk_write(d, buf, 1), -1);
+        assert_int_equal(errno, ENOSPC);
+        assert_int_equal(vddk_disk_seek(d, 0, SEEK_CUR), cap + 4096);
+    }
+    hl_close(d);
+}
+
+/* Positions that do not fit an int64 are refused (EINVAL), not wrapped.
+ * Last in the list: an overflow inside the library is undefined behaviour
+ * that aborts the sanitizer build. */
+static void test_seek_overflow(void **state)
+{
+    (void)state;
+    const char *path = new_disk("ovf.vmdk", VIXDISKLIB_DISK_MONOLITHIC_SPARSE);
+    vddk_disk *d = hl_open(path, 0);
+    const int64 cap = (int64)HL_BYTES;
+    assert_int_equal(vddk_disk_seek(d, 42, SEEK_SET), 42);
+    errno = 0;
+    expect_einval(vddk_disk_seek(d, INT64_MAX, SEEK_CUR), "seek(INT64_MAX, SEEK_CUR) from 42");
+    assert_int_equal(vddk_disk_seek(d, 0, SEEK_CUR), 42);
+    errno = 0;
+    expect_einval(vddk_disk_seek(d, INT64_MAX - cap + 1, SEEK_END),
+                  "seek(INT64_MAX - cap + 1, SEEK_END)");
+    assert_int_equal(vddk_disk_seek(d, 0, SEEK_CUR), 42);
+    /* An invalid whence with an extreme offset. */
+    errno = 0;
+    expect_einval(vddk_disk_seek(d, INT64_MIN, 42), "seek(INT64_MIN, whence 42)");
+    /* The largest position is fine; one more is not. */
+    int64 r = vddk_disk_seek(d, INT64_MAX, SEEK_SET);
+    if (r == INT64_MAX) {
+        errno = 0;
+        expect_einval(vddk_disk_seek(d, 1, SEEK_CUR), "seek(1, SEEK_CUR) from INT64_MAX");
+        assert_int_equal(vddk_disk_seek(d, 0, SEEK_CUR), INT64_MAX);
+    }
+    hl_close(d);
+}
+
+/* Several threads append records at the shared position: each record must
+ * land whole, once, at its own place. */
+#define REC 100
+#define RECS_PER_THREAD 60
+#define REC_THREADS 4
+
+struct rec_arg {
+    vddk_disk *d;
+    int id;
+    int failed;
+};
+
+static void make_record(uint8 *rec, int id, int seq)
+{
+    for (int i = 0; i < REC; i++)
+        rec[i] = (uint8)(id * 61 + seq * 7 + i);
+    rec[0] = (uint8)id;
+    rec[1] = (uint8)seq;
+}
+
+static void *rec_writer(void *p)
+{
+    struct rec_arg *a = p;
+    uint8 rec[REC];
+    for (int s = 0; s < RECS_PER_THREAD; s++) {
+        make_record(rec, a->id, s);
+        if (vddk_disk_write(a->d, rec, REC) != REC)
+            a->failed++;
+    }
+    return NULL;
+}
+
+static void test_shared_position_threads(void **state)
+{
+    (void)state;
+    const char *path = new_disk("recs.vmdk", VIXDISKLIB_DISK_MONOLITHIC_SPARSE);
+    vddk_disk *d = hl_open(path, 0);
+    assert_int_equal(vddk_disk_seek(d, 7, SEEK_SET), 7);   /* unaligned start */
+    pthread_t t[REC_THREADS];
+    struct rec_arg a[REC_THREADS];
+    for (int i = 0; i < REC_THREADS; i++) {
+        a[i] = (struct rec_arg){ d, i + 1, 0 };
+        assert_int_equal(pthread_create(&t[i], NULL, rec_writer, &a[i]), 0);
+    }
+    for (int i = 0; i < REC_THREADS; i++) {
+        pthread_join(t[i], NULL);
+        assert_int_equal(a[i].failed, 0);
+    }
+    const int total = REC_THREADS * RECS_PER_THREAD;
+    assert_int_equal(vddk_disk_seek(d, 0, SEEK_CUR), 7 + total * REC);
+    uint8 *all = malloc((size_t)total * REC);
+    assert_non_null(all);
+    assert_int_equal(vddk_disk_pread(d, all, (size_t)total * REC, 7), total * REC);
+    int seen[REC_THREADS + 1][RECS_PER_THREAD];
+    memset(seen, 0, sizeof seen);
+    for (int r = 0; r < total; r++) {
+        uint8 *rec = all + (size_t)r * REC;
+        int id = rec[0], seq = rec[1];
+        uint8 expect[REC];
+        if (id < 1 || id > REC_THREADS || seq >= RECS_PER_THREAD)
+            fail_msg("record %d: bad header %d/%d", r, id, seq);
+        make_record(expect, id, seq);
+        if (memcmp(rec, expect, REC) != 0)
+            fail_msg("record %d (thread %d, #%d) is torn", r, id, seq);
+        seen[id][seq]++;
+    }
+    for (int i = 1; i <= REC_THREADS; i++)
+        for (int s = 0; s < RECS_PER_THREAD; s++)
+            assert_int_equal(seen[i][s], 1);
+    free(all);
+    hl_close(d);
+}
+
+/* ---- concurrent writers (gvddk Multithread_test) -------------------------------------- */
+
+struct mt_write {
+    size_t len;
+    char c;
+    uint64 off;
+};
+
+struct mt_case {
+    const char *name;
+    struct mt_write w1, w2;
+};
+
+/* Reference section 8.5, verbatim. */
+static const struct mt_case mt_cases[] = {
+    { "Aligned", { 512, 'A', 0 }, { 512, 'B', 0 } },
+    { "Miss1", { 526, 'C', 500 }, { 514, 'D', 512 } },
+    { "Miss2", { 524, 'E', 500 }, { 526, 'F', 500 } },
+    { "Miss3", { 524, 'G', 500 }, { 514, 'H', 512 } },
+    { "MissAlign", { 526, 'A', 500 }, { 512, 'B', 512 } },
+};
+
+#define MT_ITERATIONS 200
+#define MT_AREA (4 * SECTOR)   /* every case stays within sectors 0..3 */
+
+struct mt_thread {
+    vddk_disk *d;
+    pthread_barrier_t *barrier;
+    const struct mt_write *w;
+    uint8 buf[1024];
+    ssize_t result;
+    int err;
+};
+
+static void *mt_writer(void *p)
+{
+    struct mt_thread *t = p;
+    pthread_barrier_wait(t->barrier);
+    errno = 0;
+    t->result = vddk_disk_pwrite(t->d, t->buf, t->w->len, t->w->off);
+    t->err = errno;
+    return NULL;
+}
+
+static void apply(uint8 *area, const struct mt_write *w)
+{
+    memset(area + w->off, w->c, w->len);
+}
+
+/* Run both writes concurrently, n times; after each, every sector must
+ * match one of the two serial orders. */
+static void run_concurrent(vddk_disk *d, const char *name, const struct mt_write *w1,
+                           const struct mt_write *w2, int per_sector)
+{
+    pthread_barrier_t barrier;
+    assert_int_equal(pthread_barrier_init(&barrier, NULL, 2), 0);
+    struct mt_thread t1 = { d, &barrier, w1, { 0 }, 0, 0 };
+    struct mt_thread t2 = { d, &barrier, w2, { 0 }, 0, 0 };
+    memset(t1.buf, w1->c, w1->len);
+    memset(t2.buf, w2->c, w2->len);
+    int order12 = 0, order21 = 0;
+    for (int it = 0; it < MT_ITERATIONS; it++) {
+        uint8 base[MT_AREA], e12[MT_AREA], e21[MT_AREA], got[MT_AREA];
+        abi_fill(base, MT_AREA, 0, 1000u + (uint32_t)it);
+        assert_int_equal(vddk_disk_pwrite(d, base, MT_AREA, 0), MT_AREA);
+        memcpy(e12, base, MT_AREA);
+        apply(e12, w1);
+        apply(e12, w2);
+        memcpy(e21, base, MT_AREA);
+        apply(e21, w2);
+        apply(e21, w1);
+
+        pthread_t a, b;
+        assert_int_equal(pthread_create(&a, NULL, mt_writer, &t1), 0);
+        assert_int_equal(pthread_create(&b, NULL, mt_writer, &t2), 0);
+        pthread_join(a, NULL);
+        pthread_join(b, NULL);
+        if (t1.result != (ssize_t)w1->len || t2.result != (ssize_t)w2->len)
+            fail_msg("%s iteration %d: pwrite returned %zd (errno %d) and %zd (errno %d)", name,
+                     it, t1.result, t1.err, t2.result, t2.err);
+
+        memset(got, 0xEE, MT_AREA);
+        assert_int_equal(vddk_disk_pread(d, got, MT_AREA, 0), MT_AREA);
+        if (per_sector) {
+            for (int s = 0; s < MT_AREA / SECTOR; s++) {
+                const uint8 *g = got + s * SECTOR;
+                if (memcmp(g, e12 + s * SECTOR, SECTOR) != 0 &&
+                    memcmp(g, e21 + s * SECTOR, SECTOR) != 0) {
+                    int i = 0;
+                    while (g[i] == e12[s * SECTOR + i] || g[i] == e21[s * SECTOR + i])
+                        i++;
+                    fail_msg("%s iteration %d: sector %d matches neither serial order "
+                             "(byte %d is 0x%02x; '%c' then '%c' gives 0x%02x, the other "
+                             "order 0x%02x)", name, it, s, i, g[i], w1->c, w2->c,
+                             e12[s * SECTOR + i], e21[s * SECTOR + i]);
+                }
+            }
+        } else if (memcmp(got, e12, MT_AREA) != 0) {
+            fail_msg("%s iteration %d: disjoint writes, a byte was lost", name, it);
+        }
+        int is12 = memcmp(got, e12, MT_AREA) == 0, is21 = memcmp(got, e21, MT_AREA) == 0;
+        /* disk.h: overlapping writes "are applied one after the other" --
+         * so the whole range, not just each sector, is one serial order. */
+        if (!is12 && !is21)
+            fail_msg("%s iteration %d: each sector matches a serial order but the range as "
+                     "a whole mixes the two orders", name, it);
+        order12 += is12;
+        order21 += is21;
+    }
+    pthread_barrier_destroy(&barrier);
+    fprintf(stderr, "%-14s %d iterations: %d as w1;w2, %d as w2;w1\n", name, MT_ITERATIONS,
+            order12, order21);
+}
+
+static void test_multithread_gvddk(void **state)
+{
+    (void)state;
+    const char *path = new_disk("mt.vmdk", VIXDISKLIB_DISK_MONOLITHIC_SPARSE);
+    vddk_disk *d = hl_open(path, 0);
+    for (size_t c = 0; c < sizeof mt_cases / sizeof mt_cases[0]; c++)
+        run_concurrent(d, mt_cases[c].name, &mt_cases[c].w1, &mt_cases[c].w2, 1);
+    hl_close(d);
+}
+
+/* Writes to different bytes of the same sector (each a read-modify-write
+ * underneath) must both land. */
+static void test_disjoint_same_sector(void **state)
+{
+    (void)state;
+    const char *path = new_disk("dj.vmdk", VIXDISKLIB_DISK_MONOLITHIC_FLAT);
+    vddk_disk *d = hl_open(path, 0);
+    static const struct mt_write pairs[][2] = {
+        { { 10, 'a', 100 }, { 10, 'b', 300 } },          /* same sector */
+        { { 15, 'c', 500 }, { 10, 'd', 520 } },          /* both touch sector 1 */
+        { { 512, 'e', 0 }, { 1, 'f', 600 } },            /* aligned next to partial */
+        { { 5, 'g', 1021 }, { 600, 'h', 1030 } },        /* sector 2 shared */
+    };
+    for (size_t i = 0; i < sizeof pairs / sizeof pairs[0]; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "Disjoint%zu", i);
+        run_concurrent(d, name, &pairs[i][0], &pairs[i][1], 0);
+    }
+    hl_close(d);
+}
+
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+
+int main(int argc, char **argv)
+{
+    const struct CMUnitTest tests[] = {
+        T(test_open_rollback),
+        T(test_null_disk),
+        T(test_accessors),
+        T(test_random_io_sparse),
+        T(test_random_io_flat),
+        T(test_read_only),
+        T(test_shared_position),
+        T(test_shared_position_threads),
+        T(test_multithread_gvddk),
+        T(test_disjoint_same_sector),
+        T(test_seek_overflow),        /* last: see the comment there */
+    };
+    abi_filters(argc, argv);
+    return cmocka_run_group_tests(tests, abi_lib_setup, abi_lib_teardown);
+}
