@@ -19,17 +19,12 @@
 
 #include "../util/err.h"
 #include "../util/fileio.h"
+#include "sparse_header.h"
 
-#define KDMV_MAGIC 0x564d444bu
-#define FLAG_NL_TEST 0x1u
-#define FLAG_RGD 0x2u
-#define FLAG_ZERO_GTE 0x4u
-#define FLAG_COMPRESSED 0x10000u
-#define FLAG_MARKERS 0x20000u
-#define GD_AT_END UINT64_MAX
+#define FLAG_RGD KDMV_FLAG_RGD
+#define FLAG_COMPRESSED KDMV_FLAG_COMPRESSED
+#define GD_AT_END KDMV_GD_AT_END
 #define GT_CACHE_SLOTS 64     /* whole grain tables kept per extent */
-#define MAX_GRAIN 65536u      /* sectors (32 MiB) */
-#define MAX_GTES 65536u
 
 struct gt_slot {
     uint64_t index;           /* GT number, UINT64_MAX = empty */
@@ -60,9 +55,6 @@ struct sparse {
 
 static inline uint32_t rd32(const unsigned char *p) { uint32_t v; memcpy(&v, p, 4); return le32toh(v); }
 static inline uint64_t rd64(const unsigned char *p) { uint64_t v; memcpy(&v, p, 8); return le64toh(v); }
-static inline void wr32(unsigned char *p, uint32_t v) { v = htole32(v); memcpy(p, &v, 4); }
-static inline void wr64(unsigned char *p, uint64_t v) { v = htole64(v); memcpy(p, &v, 8); }
-static int is_pow2(uint64_t v) { return v && !(v & (v - 1)); }
 
 int sparse_read_header_info(int fd, const char *path, struct sparse_header_info *hi)
 {
@@ -122,44 +114,25 @@ static int parse_header(struct extent *e, struct sparse *s)
                           "(%" PRIu64 " bytes)", e->path, s->file_size);
     if (vd_pread_full(e->fd, h, sizeof h, 0, 1) < 0)
         return vd_err_errno(errno ? errno : EIO, "%s: reading sparse header", e->path);
-    if (rd32(h) != KDMV_MAGIC)
-        return vd_err_set(VD_E_CORRUPT, "%s: not a hosted sparse extent (bad magic)", e->path);
-    s->version = rd32(h + 4);
-    s->flags = rd32(h + 8);
-    s->capacity = rd64(h + 12);
-    s->grain = rd64(h + 20);
-    s->num_gtes = rd32(h + 44);
-    s->rgd_off = rd64(h + 48);
-    s->gd_off = rd64(h + 56);
-    s->overhead = rd64(h + 64);
-    s->unclean_at_open = h[72] != 0;
-
-    if (s->version < 1 || s->version > 3)
-        return vd_err_set(VD_E_UNSUPPORTED, "%s: sparse extent version %" PRIu32
-                          " is not supported (1-3 are)", e->path, s->version);
-    if ((s->flags & FLAG_NL_TEST) &&
-        (h[73] != '\n' || h[74] != ' ' || h[75] != '\r' || h[76] != '\n'))
-        return vd_err_set(VD_E_CORRUPT, "%s: newline detection bytes are damaged (file "
-                          "transferred in text mode?)", e->path);
-    uint32_t incompat = s->flags & 0xffff0000u & ~(FLAG_COMPRESSED | FLAG_MARKERS);
-    if (incompat)
-        return vd_err_set(VD_E_UNSUPPORTED, "%s: unknown incompatible flags 0x%08" PRIx32,
-                          e->path, incompat);
+    struct kdmv_header kh;
+    int rc = kdmv_header_decode(h, e->path, "header", &kh);
+    if (rc < 0)
+        return rc;
+    s->version = kh.version;
+    s->flags = kh.flags;
+    s->capacity = kh.capacity;
+    s->grain = kh.grain;
+    s->num_gtes = kh.num_gtes;
+    s->rgd_off = kh.rgd_off;
+    s->gd_off = kh.gd_off;
+    s->overhead = kh.overhead;
+    s->unclean_at_open = kh.unclean != 0;
     if (s->flags & FLAG_COMPRESSED)
-        return vd_err_set(VD_E_UNSUPPORTED, "%s: compressed (streamOptimized) extents are "
-                          "not supported yet", e->path);
-    if (!is_pow2(s->grain) || s->grain > MAX_GRAIN)
-        return vd_err_set(VD_E_CORRUPT, "%s: grain size %" PRIu64 " sectors is not a power "
-                          "of two between 1 and %u", e->path, s->grain, MAX_GRAIN);
-    if (!is_pow2(s->num_gtes) || s->num_gtes > MAX_GTES)
-        return vd_err_set(VD_E_CORRUPT, "%s: %" PRIu32 " entries per grain table is not a "
-                          "power of two between 1 and %u", e->path, s->num_gtes, MAX_GTES);
-    if (s->capacity > (UINT64_MAX >> 10))
-        return vd_err_set(VD_E_CORRUPT, "%s: capacity %" PRIu64 " sectors overflows",
-                          e->path, s->capacity);
+        return vd_err_set(VD_E_UNSUPPORTED, "%s: compressed grains need the streamOptimized "
+                          "reader", e->path);
     if (s->gd_off == GD_AT_END)
-        return vd_err_set(VD_E_UNSUPPORTED, "%s: grain directory at end of file "
-                          "(streamOptimized) is not supported yet", e->path);
+        return vd_err_set(VD_E_CORRUPT, "%s: grain directory at end of file in an "
+                          "uncompressed extent", e->path);
     s->grain_bytes = s->grain * 512;
     s->gt_cover = s->grain_bytes * s->num_gtes;
     e->grain_bytes = s->grain_bytes;
@@ -171,7 +144,7 @@ static int parse_header(struct extent *e, struct sparse *s)
         return vd_err_set(VD_E_CORRUPT, "%s: grain directory of %" PRIu64 " entries is "
                           "implausibly large", e->path, s->n_gd);
 
-    int rc = load_dir(e, s, s->gd_off, &s->gd, "grain directory");
+    rc = load_dir(e, s, s->gd_off, &s->gd, "grain directory");
     if (rc < 0)
         return rc;
     if (s->flags & FLAG_RGD) {
@@ -667,24 +640,14 @@ int sparse_extent_write_new(int fd, const char *path, const struct sparse_layout
         return rc;
     if (desc && vd_pwrite_full(fd, desc, desc_len, l->desc_off * 512) < 0)
         return vd_err_errno(errno, "%s: writing embedded descriptor", path);
+    struct kdmv_header kh = {
+        .version = 1, .flags = KDMV_FLAG_NL_TEST | KDMV_FLAG_RGD, .capacity = l->capacity,
+        .grain = l->grain, .desc_off = l->desc_off, .desc_size = l->desc_size,
+        .num_gtes = l->num_gtes, .rgd_off = l->rgd_off, .gd_off = l->gd_off,
+        .overhead = l->overhead,
+    };
     unsigned char h[512];
-    memset(h, 0, sizeof h);
-    wr32(h, KDMV_MAGIC);
-    wr32(h + 4, 1);
-    wr32(h + 8, FLAG_NL_TEST | FLAG_RGD);
-    wr64(h + 12, l->capacity);
-    wr64(h + 20, l->grain);
-    wr64(h + 28, l->desc_off);
-    wr64(h + 36, l->desc_size);
-    wr32(h + 44, l->num_gtes);
-    wr64(h + 48, l->rgd_off);
-    wr64(h + 56, l->gd_off);
-    wr64(h + 64, l->overhead);
-    h[72] = 0;
-    h[73] = '\n';
-    h[74] = ' ';
-    h[75] = '\r';
-    h[76] = '\n';
+    kdmv_header_encode(&kh, h);
     if (vd_pwrite_full(fd, h, sizeof h, 0) < 0)
         return vd_err_errno(errno, "%s: writing sparse header", path);
     return 0;
