@@ -177,6 +177,10 @@ static int read_from(vmdk_disk *d, int li, unsigned char *buf, uint64_t len, uin
                 return vd_err_errno(errno, "%s: reading at offset %" PRIu64, e->path,
                                     m.file_off);
             break;
+        case MAP_EXT:
+            if ((rc = e->ops->read(e, rel, buf, m.len)) < 0)
+                return rc;
+            break;
         case MAP_ZERO:
             memset(buf, 0, m.len);
             break;
@@ -302,7 +306,7 @@ static int status_from(vmdk_disk *d, int li, int single, uint64_t off, uint64_t 
     if (m.kind == MAP_HOLE && !single && li + 1 < d->nlinks)
         return status_from(d, li + 1, single, off, m.len, run, status);
     *run = m.len;
-    *status = m.kind == MAP_DATA ? VMDK_DATA : m.kind == MAP_ZERO ? VMDK_ZERO : VMDK_HOLE;
+    *status = m.kind == MAP_ZERO ? VMDK_ZERO : m.kind == MAP_HOLE ? VMDK_HOLE : VMDK_DATA;
     return 0;
 }
 

@@ -247,7 +247,7 @@ static int create_with(const char *path, const struct vmdk_create_params *p,
     /* ESXi writes createType "vmfs" for thick and thin disks alike (thin is
      * ddb.thinProvisioned); qemu-img knows no "vmfsThin". */
     case VMDK_TYPE_VMFS_FLAT: case VMDK_TYPE_VMFS_THIN: ctype = "vmfs"; break;
-    case VMDK_TYPE_STREAM_OPTIMIZED:
+    case VMDK_TYPE_STREAM_OPTIMIZED: ctype = "streamOptimized"; break;
     case VMDK_TYPE_VMFS_SPARSE:
         return vd_err_set(VD_E_UNSUPPORTED, "%s: creating %s disks is not supported yet", path,
                           vmdk_type_name(p->type));
@@ -275,6 +275,26 @@ static int create_with(const char *path, const struct vmdk_create_params *p,
         goto out;
     }
 
+    if (p->type == VMDK_TYPE_STREAM_OPTIMIZED) {
+        /* An empty stream: the descriptor, then no grains. */
+        struct desc_extent se = { .access = DESC_RW, .sectors = sectors, .type = "SPARSE",
+                                  .file = (char *)vd_path_base(path) };
+        struct vmdk_stream *w;
+        char *text = NULL;
+        size_t tlen;
+        if ((rc = desc_add_extent(&d, &se)) < 0 ||
+            (rc = add_ddb(&d, sectors * 512, adapter, hw, 0)) < 0)
+            goto out_dir;
+        if (!(text = desc_format(&d, &tlen))) {
+            rc = -VD_E_NOMEM;
+            goto out_dir;
+        }
+        rc = vmdk_stream_create(path, text, tlen, sectors * 512, &w);
+        free(text);
+        if (rc == 0)
+            rc = vmdk_stream_finish(w);
+        goto out_dir;
+    }
     int sparse = p->type == VMDK_TYPE_MONOLITHIC_SPARSE || p->type == VMDK_TYPE_SPLIT_SPARSE;
     int split = p->type == VMDK_TYPE_SPLIT_SPARSE || p->type == VMDK_TYPE_SPLIT_FLAT;
     char letter = p->type == VMDK_TYPE_SPLIT_SPARSE ? 's' : p->type == VMDK_TYPE_SPLIT_FLAT ? 'f' : 'F';
@@ -411,5 +431,24 @@ int vmdk_create_child(const char *child_path, const char *parent_path, enum vmdk
         return rc;
     rc = vmdk_create_child_of(parent, child_path, type);
     vmdk_close(parent);
+    return rc;
+}
+
+int vmdk_stream_descriptor(const char *name, const struct vmdk_create_params *p, char **text,
+                           size_t *len)
+{
+    uint64_t sectors = (p->capacity + 511) / 512;
+    enum vmdk_adapter adapter = p->adapter ? p->adapter : VMDK_ADAPTER_LSILOGIC;
+    struct descriptor d;
+    int rc = desc_init_new(&d, vd_random_cid(), 0xffffffffu, "streamOptimized", NULL);
+    if (rc < 0)
+        return rc;
+    struct desc_extent se = { .access = DESC_RW, .sectors = sectors, .type = "SPARSE",
+                              .file = (char *)name };
+    if ((rc = desc_add_extent(&d, &se)) == 0 &&
+        (rc = add_ddb(&d, sectors * 512, adapter, p->hw_version ? p->hw_version : 4, 0)) == 0 &&
+        !(*text = desc_format(&d, len)))
+        rc = -VD_E_NOMEM;
+    desc_free(&d);
     return rc;
 }

@@ -17,6 +17,7 @@ enum map_kind {
     MAP_DATA,  /* bytes at file_off in the extent's file */
     MAP_ZERO,  /* reads as zeros, do not look further down the chain */
     MAP_HOLE,  /* nothing here: look in the parent (zeros at the base) */
+    MAP_EXT,   /* data the extent must produce itself (ops->read): compressed grains */
 };
 
 struct extent_map {
@@ -35,6 +36,8 @@ struct extent_ops {
     const char *name;
     /* Describe a prefix of [off, off+len). */
     int (*map)(struct extent *e, uint64_t off, uint64_t len, struct extent_map *m);
+    /* Read a range that map() reported as MAP_EXT. */
+    int (*read)(struct extent *e, uint64_t off, void *buf, size_t len);
     /* Write a range that map() reported as HOLE or ZERO.  NULL: not possible. */
     int (*write_alloc)(struct extent *e, uint64_t off, const void *buf, size_t len,
                        cow_read_fn cow, void *cow_ctx);
@@ -70,6 +73,16 @@ int extent_zero_open(struct extent *e);
 /* Parse and validate the hosted sparse header at the start of e->fd.
  * name_for_errors is the file name used in messages. */
 int extent_sparse_open(struct extent *e);
+/* ESX vmfsSparse (COWD) extents, read-write (extent_cowd.c). */
+int extent_cowd_open(struct extent *e);
+/* Write the header and empty grain directory of a new COWD extent of
+ * sectors sectors into the empty file fd (grain: sectors, power of two up
+ * to 2048). */
+int cowd_extent_write_new(int fd, const char *path, uint64_t sectors, uint32_t grain);
+/* seSparse extents, read-only (extent_sesparse.c). */
+int extent_sesparse_open(struct extent *e);
+/* A compressed (streamOptimized) hosted sparse extent, read-only. */
+int extent_stream_open(struct extent *e);
 
 /* Hosted sparse helpers used by the link code for embedded descriptors. */
 struct sparse_header_info {

@@ -14,6 +14,7 @@
 
 #include "../util/err.h"
 #include "../util/fileio.h"
+#include "sparse_header.h"
 
 #define MAX_TEXT_DESCRIPTOR (1u << 20)
 #define MAX_EMBEDDED_SECTORS 20480u
@@ -123,8 +124,15 @@ static int open_extent(struct link *l, struct extent *e, const struct desc_exten
             return rc;
     }
     e->writable = rw;
-    if (sparse)
+    if (sparse) {
+        struct kdmv_header kh;
+        unsigned char hb[512];
+        if (vd_pread_full(e->fd, hb, sizeof hb, 0, 1) == 0 &&
+            kdmv_header_decode(hb, e->path, "header", &kh) == 0 &&
+            (kh.flags & KDMV_FLAG_COMPRESSED))
+            return extent_stream_open(e);
         return extent_sparse_open(e);
+    }
     e->file_off = de->has_offset ? de->offset * 512 : 0;
     return extent_flat_open(e);
 }

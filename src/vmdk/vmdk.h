@@ -151,6 +151,26 @@ int vmdk_create_child(const char *child_path, const char *parent_path,
 /* The same for a parent that is already open (its top link is the parent). */
 int vmdk_create_child_of(vmdk_disk *parent, const char *child_path, enum vmdk_type type);
 
+/* ---- streamOptimized writing ------------------------------------------ */
+
+/* One-pass writer of a streamOptimized file (64 KiB grains).  Grains are
+ * given compressed (zlib format, one stream per grain, the whole grain
+ * including any part past the capacity) in strictly increasing order;
+ * grains never given read as zeros.  finish writes the metadata and makes
+ * the file valid; abort removes it. */
+#define VMDK_STREAM_GRAIN_BYTES 65536u
+struct vmdk_stream;
+int vmdk_stream_create(const char *path, const char *descriptor, size_t desc_len,
+                       uint64_t capacity_bytes, struct vmdk_stream **out);
+int vmdk_stream_add_grain(struct vmdk_stream *w, uint64_t grain, const void *zdata,
+                          size_t zlen);
+int vmdk_stream_finish(struct vmdk_stream *w);
+void vmdk_stream_abort(struct vmdk_stream *w);
+/* The descriptor for a new streamOptimized disk whose file will be called
+ * name (malloc'd text). */
+int vmdk_stream_descriptor(const char *name, const struct vmdk_create_params *p,
+                           char **text, size_t *len);
+
 /* Names for enum values ("monolithicSparse", "lsilogic"); parse helpers
  * return VMDK_TYPE_UNKNOWN / VMDK_ADAPTER_UNKNOWN for unknown text. */
 const char *vmdk_type_name(enum vmdk_type t);

@@ -1,0 +1,434 @@
+/* extent_stream.c - streamOptimized extents: hosted sparse extents whose
+ * grains are zlib-compressed, read-only.
+ *
+ * Every layout seen in practice is read through the grain directory:
+ * VMware's (GD at end, footer, markers, EOS), qemu-img's (GD and GTs at the
+ * front, grain markers only), VirtualBox's and python3-vmdkstream's.  A
+ * footer, when present, wins over the header.  Grain table entries point
+ * at a grain marker (lba, compressed size, zlib data) or, without markers,
+ * at a 4-byte size followed by the data.  Decompressed grains are kept in a
+ * small cache so small sequential reads do not inflate a grain twice. */
+#include "extent.h"
+
+#include <endian.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <libdeflate.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "sparse_header.h"
+#include "../util/err.h"
+#include "../util/fileio.h"
+
+#define GT_SLOTS 32
+#define GRAIN_SLOTS 4
+#define MARKER_FOOTER 3
+#define MAX_DECOMPRESSORS 16
+
+struct gt_slot {
+    uint64_t index;
+    uint64_t stamp;
+    uint32_t *gte;
+};
+
+struct grain_slot {
+    uint64_t grain;          /* grain number, UINT64_MAX = empty */
+    uint64_t stamp;
+    unsigned char *data;     /* grain_bytes */
+};
+
+struct stream {
+    struct kdmv_header h;    /* the footer's values when there is one */
+    uint64_t file_size;
+    uint64_t grain_bytes, gt_cover, n_gd;
+    uint32_t *gd;
+    int markers;
+    pthread_mutex_t lock;    /* caches and the decompressor pool */
+    uint64_t clock;
+    struct gt_slot gts[GT_SLOTS];
+    struct grain_slot grains[GRAIN_SLOTS];
+    struct libdeflate_decompressor *pool[MAX_DECOMPRESSORS];
+    int npool;
+};
+
+static uint32_t rd32(const unsigned char *p) { uint32_t v; memcpy(&v, p, 4); return le32toh(v); }
+static uint64_t rd64(const unsigned char *p) { uint64_t v; memcpy(&v, p, 8); return le64toh(v); }
+
+/* If the file ends with FOOTER marker, footer header, EOS, use the footer. */
+static int read_footer(struct extent *e, struct stream *s, int required)
+{
+    unsigned char t[1536];
+    if (s->file_size < 2048) {
+        if (!required)
+            return 0;
+        return vd_err_set(VD_E_CORRUPT, "%s: grain directory is at the end of the file but "
+                          "the file is too short for a footer", e->path);
+    }
+    if (vd_pread_full(e->fd, t, sizeof t, s->file_size - sizeof t, 1) < 0)
+        return vd_err_errno(errno ? errno : EIO, "%s: reading footer", e->path);
+    /* Layout: [marker][footer][EOS]; some writers omit the EOS sector. */
+    const unsigned char *marker = NULL, *footer = NULL;
+    if (rd32(t + 512 + 12) == MARKER_FOOTER && rd32(t + 512 + 8) == 0 &&
+        rd32(t + 1024) == KDMV_MAGIC) {
+        marker = t + 512;
+        footer = t + 1024;
+    } else if (rd32(t + 12) == MARKER_FOOTER && rd32(t + 8) == 0 && rd32(t + 512) == KDMV_MAGIC) {
+        marker = t;
+        footer = t + 512;
+    }
+    if (!marker) {
+        if (!required)
+            return 0;
+        return vd_err_set(VD_E_CORRUPT, "%s: grain directory is at the end of the file but "
+                          "no footer was found there", e->path);
+    }
+    struct kdmv_header f;
+    int rc = kdmv_header_decode(footer, e->path, "footer", &f);
+    if (rc < 0)
+        return rc;
+    if (f.gd_off == KDMV_GD_AT_END)
+        return vd_err_set(VD_E_CORRUPT, "%s: the footer does not say where the grain "
+                          "directory is", e->path);
+    s->h = f;
+    return 0;
+}
+
+static int load_gd(struct extent *e, struct stream *s)
+{
+    uint64_t bytes = s->n_gd * 4;
+    if (s->h.gd_off >= s->file_size / 512 || s->h.gd_off * 512 + bytes > s->file_size)
+        return vd_err_set(VD_E_CORRUPT, "%s: grain directory at sector %" PRIu64 " extends "
+                          "past end of file", e->path, s->h.gd_off);
+    s->gd = malloc(bytes ? bytes : 4);
+    if (!s->gd)
+        return vd_err_set(VD_E_NOMEM, "%s: out of memory for the grain directory", e->path);
+    if (vd_pread_full(e->fd, s->gd, bytes, s->h.gd_off * 512, 1) < 0)
+        return vd_err_errno(errno ? errno : EIO, "%s: reading grain directory", e->path);
+    uint64_t gt_bytes = (uint64_t)s->h.num_gtes * 4;
+    for (uint64_t i = 0; i < s->n_gd; i++) {
+        s->gd[i] = le32toh(s->gd[i]);
+        if (s->gd[i] && (uint64_t)s->gd[i] * 512 + gt_bytes > s->file_size)
+            return vd_err_set(VD_E_CORRUPT, "%s: grain table %" PRIu64 " at sector %" PRIu32
+                              " points past end of file", e->path, i, s->gd[i]);
+    }
+    return 0;
+}
+
+static void stream_destroy(struct extent *e)
+{
+    struct stream *s = e->priv;
+    if (!s)
+        return;
+    for (int i = 0; i < GT_SLOTS; i++)
+        free(s->gts[i].gte);
+    for (int i = 0; i < GRAIN_SLOTS; i++)
+        free(s->grains[i].data);
+    for (int i = 0; i < s->npool; i++)
+        libdeflate_free_decompressor(s->pool[i]);
+    free(s->gd);
+    pthread_mutex_destroy(&s->lock);
+    free(s);
+    e->priv = NULL;
+}
+
+/* Grain table gi, loaded and validated; NULL with *rc = 0 for a GD hole.
+ * Caller holds s->lock. */
+static uint32_t *gt_get(struct extent *e, struct stream *s, uint64_t gi, int *rc)
+{
+    *rc = 0;
+    if (gi >= s->n_gd || s->gd[gi] == 0)
+        return NULL;
+    struct gt_slot *victim = &s->gts[0];
+    for (int i = 0; i < GT_SLOTS; i++) {
+        struct gt_slot *sl = &s->gts[i];
+        if (sl->gte && sl->index == gi) {
+            sl->stamp = ++s->clock;
+            return sl->gte;
+        }
+        if (!sl->gte || (victim->gte && sl->stamp < victim->stamp))
+            victim = sl;
+    }
+    if (!victim->gte && !(victim->gte = malloc((size_t)s->h.num_gtes * 4))) {
+        *rc = vd_err_set(VD_E_NOMEM, "%s: out of memory for a grain table", e->path);
+        return NULL;
+    }
+    victim->index = UINT64_MAX;
+    uint32_t *t = victim->gte;
+    if (vd_pread_full(e->fd, t, (size_t)s->h.num_gtes * 4, (uint64_t)s->gd[gi] * 512, 1) < 0) {
+        *rc = vd_err_errno(errno ? errno : EIO, "%s: reading grain table %" PRIu64, e->path, gi);
+        return NULL;
+    }
+    for (uint32_t i = 0; i < s->h.num_gtes; i++) {
+        t[i] = le32toh(t[i]);
+        if (t[i] > 1 && (uint64_t)t[i] * 512 + 12 > s->file_size) {
+            *rc = vd_err_set(VD_E_CORRUPT, "%s: grain table %" PRIu64 " entry %" PRIu32
+                             " points past end of file (sector %" PRIu32 ")", e->path, gi, i,
+                             t[i]);
+            return NULL;
+        }
+    }
+    victim->index = gi;
+    victim->stamp = ++s->clock;
+    return t;
+}
+
+/* The table entry of grain g (extent-relative), or a negative error. */
+static int64_t gte_of(struct extent *e, struct stream *s, uint64_t g)
+{
+    int rc;
+    uint32_t *t = gt_get(e, s, g / s->h.num_gtes, &rc);
+    if (!t)
+        return rc;
+    return t[g % s->h.num_gtes];
+}
+
+static int stream_map(struct extent *e, uint64_t off, uint64_t len, struct extent_map *m)
+{
+    struct stream *s = e->priv;
+    uint64_t cap = s->h.capacity * 512;
+    if (off >= cap) {
+        m->kind = MAP_HOLE;
+        m->len = len;
+        return 0;
+    }
+    if (len > cap - off)
+        len = cap - off;
+    pthread_mutex_lock(&s->lock);
+    uint64_t g = off / s->grain_bytes;
+    int64_t v = gte_of(e, s, g);
+    if (v < 0) {
+        pthread_mutex_unlock(&s->lock);
+        return (int)v;
+    }
+    enum map_kind kind = v == 0 ? MAP_HOLE : v == 1 ? MAP_ZERO : MAP_EXT;
+    uint64_t run = s->grain_bytes - off % s->grain_bytes;
+    while (run < len) {
+        int64_t w = gte_of(e, s, ++g);
+        if (w < 0) {
+            pthread_mutex_unlock(&s->lock);
+            return (int)w;
+        }
+        if ((w == 0 ? MAP_HOLE : w == 1 ? MAP_ZERO : MAP_EXT) != kind)
+            break;
+        run += s->grain_bytes;
+    }
+    pthread_mutex_unlock(&s->lock);
+    m->kind = kind;
+    m->len = run < len ? run : len;
+    return 0;
+}
+
+static struct libdeflate_decompressor *take_decompressor(struct stream *s)
+{
+    pthread_mutex_lock(&s->lock);
+    struct libdeflate_decompressor *d = s->npool ? s->pool[--s->npool] : NULL;
+    pthread_mutex_unlock(&s->lock);
+    return d ? d : libdeflate_alloc_decompressor();
+}
+
+static void give_decompressor(struct stream *s, struct libdeflate_decompressor *d)
+{
+    pthread_mutex_lock(&s->lock);
+    if (s->npool < MAX_DECOMPRESSORS) {
+        s->pool[s->npool++] = d;
+        d = NULL;
+    }
+    pthread_mutex_unlock(&s->lock);
+    if (d)
+        libdeflate_free_decompressor(d);
+}
+
+/* Inflate grain g whose entry is sector gte into out (grain_bytes). */
+static int inflate_grain(struct extent *e, struct stream *s, uint64_t g, uint32_t gte,
+                         unsigned char *out)
+{
+    uint64_t pos = (uint64_t)gte * 512;
+    unsigned char hdr[12];
+    size_t hlen = s->markers ? 12 : 4;
+    if (pos + hlen > s->file_size)
+        return vd_err_set(VD_E_CORRUPT, "%s: grain %" PRIu64 " at sector %" PRIu32
+                          " is truncated", e->path, g, gte);
+    if (vd_pread_full(e->fd, hdr, hlen, pos, 1) < 0)
+        return vd_err_errno(errno ? errno : EIO, "%s: reading grain %" PRIu64, e->path, g);
+    uint64_t size;
+    if (s->markers) {
+        uint64_t lba = rd64(hdr);
+        size = rd32(hdr + 8);
+        if (lba != g * s->h.grain)
+            return vd_err_set(VD_E_CORRUPT, "%s: grain marker at sector %" PRIu32 " is for "
+                              "sector %" PRIu64 ", expected %" PRIu64, e->path, gte, lba,
+                              g * s->h.grain);
+    } else {
+        size = rd32(hdr);
+    }
+    /* A compressed grain is never much larger than the grain itself. */
+    if (size == 0 || size > 2 * s->grain_bytes + 1024)
+        return vd_err_set(VD_E_CORRUPT, "%s: grain %" PRIu64 " claims %" PRIu64 " compressed "
+                          "bytes (grain size %" PRIu64 ")", e->path, g, size, s->grain_bytes);
+    if (pos + hlen + size > s->file_size)
+        return vd_err_set(VD_E_CORRUPT, "%s: grain %" PRIu64 " (%" PRIu64 " compressed bytes "
+                          "at sector %" PRIu32 ") runs past end of file", e->path, g, size, gte);
+    unsigned char *in = malloc(size);
+    if (!in)
+        return vd_err_set(VD_E_NOMEM, "%s: out of memory", e->path);
+    int rc = 0;
+    if (vd_pread_full(e->fd, in, size, pos + hlen, 1) < 0) {
+        rc = vd_err_errno(errno ? errno : EIO, "%s: reading grain %" PRIu64, e->path, g);
+        goto out;
+    }
+    struct libdeflate_decompressor *d = take_decompressor(s);
+    if (!d) {
+        rc = vd_err_set(VD_E_NOMEM, "%s: out of memory for a decompressor", e->path);
+        goto out;
+    }
+    size_t got = 0;
+    enum libdeflate_result r = libdeflate_zlib_decompress(d, in, size, out, s->grain_bytes, &got);
+    if (r == LIBDEFLATE_BAD_DATA)      /* some writers emit raw deflate */
+        r = libdeflate_deflate_decompress(d, in, size, out, s->grain_bytes, &got);
+    give_decompressor(s, d);
+    if (r == LIBDEFLATE_SUCCESS || r == LIBDEFLATE_SHORT_OUTPUT) {
+        /* A final grain may hold only the bytes up to the capacity. */
+        uint64_t valid = s->h.capacity * 512 - g * s->grain_bytes;
+        if (valid > s->grain_bytes)
+            valid = s->grain_bytes;
+        if (got < valid)
+            rc = vd_err_set(VD_E_CORRUPT, "%s: grain %" PRIu64 " decompresses to %zu bytes, "
+                            "expected %" PRIu64, e->path, g, got, valid);
+        else
+            memset(out + got, 0, s->grain_bytes - got);
+    } else {
+        rc = vd_err_set(VD_E_CORRUPT, "%s: grain %" PRIu64 " at sector %" PRIu32 " is not "
+                        "valid compressed data%s", e->path, g, gte,
+                        r == LIBDEFLATE_INSUFFICIENT_SPACE ? " (it expands past a grain)" : "");
+    }
+out:
+    free(in);
+    return rc;
+}
+
+static int stream_read(struct extent *e, uint64_t off, void *buf, size_t len)
+{
+    struct stream *s = e->priv;
+    unsigned char *p = buf;
+    unsigned char *tmp = NULL;
+    int rc = 0;
+    while (len > 0) {
+        uint64_t g = off / s->grain_bytes, in = off % s->grain_bytes;
+        size_t n = s->grain_bytes - in < len ? (size_t)(s->grain_bytes - in) : len;
+        pthread_mutex_lock(&s->lock);
+        int64_t v = gte_of(e, s, g);
+        int hit = 0;
+        for (int i = 0; v > 1 && i < GRAIN_SLOTS; i++) {
+            struct grain_slot *sl = &s->grains[i];
+            if (sl->data && sl->grain == g) {
+                memcpy(p, sl->data + in, n);
+                sl->stamp = ++s->clock;
+                hit = 1;
+                break;
+            }
+        }
+        pthread_mutex_unlock(&s->lock);
+        if (v < 0) {
+            rc = (int)v;
+            break;
+        }
+        if (v <= 1) {
+            memset(p, 0, n);
+        } else if (!hit) {
+            /* Whole grains go straight to the caller's buffer. */
+            int whole = in == 0 && n == s->grain_bytes;
+            if (!whole && !tmp && !(tmp = malloc(s->grain_bytes))) {
+                rc = vd_err_set(VD_E_NOMEM, "%s: out of memory", e->path);
+                break;
+            }
+            unsigned char *dst = whole ? p : tmp;
+            if ((rc = inflate_grain(e, s, g, (uint32_t)v, dst)) < 0)
+                break;
+            if (!whole) {
+                memcpy(p, tmp + in, n);
+                /* Keep partially read grains for the next small read. */
+                pthread_mutex_lock(&s->lock);
+                struct grain_slot *victim = &s->grains[0];
+                for (int i = 1; i < GRAIN_SLOTS; i++)
+                    if (!s->grains[i].data || s->grains[i].stamp < victim->stamp)
+                        victim = &s->grains[i];
+                if (!victim->data)
+                    victim->data = tmp, tmp = NULL;
+                else
+                    memcpy(victim->data, tmp, s->grain_bytes);
+                victim->grain = g;
+                victim->stamp = ++s->clock;
+                pthread_mutex_unlock(&s->lock);
+            }
+        }
+        p += n;
+        off += n;
+        len -= n;
+    }
+    free(tmp);
+    return rc;
+}
+
+static const struct extent_ops stream_ops = {
+    .name = "stream",
+    .map = stream_map,
+    .read = stream_read,
+    .destroy = stream_destroy,
+};
+
+int extent_stream_open(struct extent *e)
+{
+    if (e->writable)
+        return vd_err_set(VD_E_READONLY, "%s: streamOptimized disks can only be opened "
+                          "read-only; clone it to another type to modify it", e->path);
+    struct stream *s = calloc(1, sizeof *s);
+    if (!s)
+        return vd_err_set(VD_E_NOMEM, "%s: out of memory", e->path);
+    pthread_mutex_init(&s->lock, NULL);
+    for (int i = 0; i < GRAIN_SLOTS; i++)
+        s->grains[i].grain = UINT64_MAX;
+    e->priv = s;
+    e->ops = &stream_ops;
+    int rc;
+    struct stat st;
+    unsigned char h[512];
+    if (fstat(e->fd, &st) < 0) {
+        rc = vd_err_errno(errno, "%s: stat", e->path);
+        goto fail;
+    }
+    s->file_size = (uint64_t)st.st_size;
+    if (s->file_size < 512 || vd_pread_full(e->fd, h, sizeof h, 0, 1) < 0) {
+        rc = vd_err_set(VD_E_CORRUPT, "%s: file too short for a sparse extent header", e->path);
+        goto fail;
+    }
+    if ((rc = kdmv_header_decode(h, e->path, "header", &s->h)) < 0)
+        goto fail;
+    /* The spec: a footer, when there is one, takes precedence. */
+    if ((rc = read_footer(e, s, s->h.gd_off == KDMV_GD_AT_END)) < 0)
+        goto fail;
+    if (!(s->h.flags & KDMV_FLAG_COMPRESSED)) {
+        rc = vd_err_set(VD_E_CORRUPT, "%s: footer says the grains are not compressed",
+                        e->path);
+        goto fail;
+    }
+    s->markers = (s->h.flags & KDMV_FLAG_MARKERS) != 0;
+    s->grain_bytes = s->h.grain * 512;
+    s->gt_cover = s->grain_bytes * s->h.num_gtes;
+    s->n_gd = (s->h.capacity * 512 + s->gt_cover - 1) / s->gt_cover;
+    if (s->n_gd > (64u << 20)) {
+        rc = vd_err_set(VD_E_CORRUPT, "%s: grain directory of %" PRIu64 " entries is "
+                        "implausibly large", e->path, s->n_gd);
+        goto fail;
+    }
+    if ((rc = load_gd(e, s)) < 0)
+        goto fail;
+    e->grain_bytes = s->grain_bytes;
+    e->write_limit = 0;
+    return 0;
+fail:
+    stream_destroy(e);
+    e->ops = NULL;
+    return rc;
+}
