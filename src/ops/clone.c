@@ -67,11 +67,23 @@ static int copy_all(struct vdisk *src, vmdk_disk *dst, struct progress *pr)
             size_t n = end - off < COPY_CHUNK ? (size_t)(end - off) : COPY_CHUNK;
             if ((rc = src->ops->pread(src, buf, n, off)) < 0)
                 break;
-            /* Write only the non-zero parts, in 64 KiB units. */
-            for (size_t u = 0; u < n && rc == 0; u += ZERO_UNIT) {
+            /* Write only the non-zero parts: runs of 64 KiB units that are
+             * not all zero, each run in one call. */
+            for (size_t u = 0; u < n && rc == 0;) {
                 size_t m = n - u < ZERO_UNIT ? n - u : ZERO_UNIT;
-                if (!vd_is_zero(buf + u, m))
-                    rc = vmdk_pwrite(dst, buf + u, m, off + u);
+                if (vd_is_zero(buf + u, m)) {
+                    u += m;
+                    continue;
+                }
+                size_t end_u = u + m;
+                while (end_u < n) {
+                    size_t k = n - end_u < ZERO_UNIT ? n - end_u : ZERO_UNIT;
+                    if (vd_is_zero(buf + end_u, k))
+                        break;
+                    end_u += k;
+                }
+                rc = vmdk_pwrite(dst, buf + u, end_u - u, off + u);
+                u = end_u;
             }
             off += n;
             if (rc == 0)
