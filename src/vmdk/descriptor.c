@@ -176,6 +176,10 @@ static int parse_extent(struct desc_line *l, char *p, const char *name, size_t l
     char *type = next_token(&p, &quoted, &qerr);
     if (!type)
         return vd_err_set(VD_E_CORRUPT, "%s:%zu: extent line has no type", name, lineno);
+    /* Types are bare words (FLAT, SPARSE, VMFSSPARSE, ...). */
+    if (quoted || !*type || strspn(type, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                                         "0123456789_") != strlen(type))
+        return vd_err_set(VD_E_CORRUPT, "%s:%zu: extent type is not a word", name, lineno);
     l->ext.type = vd_strdup(type);
     if (!l->ext.type)
         return vd_err_set(VD_E_NOMEM, "out of memory");

@@ -563,6 +563,11 @@ static void test_errors(void **state)
         "version=1\n"
         "encoding=UTF\"8\n";
     expect_parse_error(stray_value, strlen(stray_value), "bad.vmdk:2:", VD_E_CORRUPT);
+    /* A quoted type would render as a bare word with spaces in it. */
+    static const char quoted_type[] =
+        "version=1\n"
+        "RW 20 \"x TT W 20 \"x\n";
+    expect_parse_error(quoted_type, strlen(quoted_type), "bad.vmdk:2:", VD_E_CORRUPT);
 }
 
 static void test_garbage(void **state)
