@@ -50,6 +50,13 @@ static int report(struct progress *pr, uint64_t done, uint64_t total)
 
 /* ---- plain destinations ------------------------------------------------ */
 
+/* Bytes from disk offset pos to the next 64 KiB boundary, at most left. */
+static size_t unit_len(uint64_t pos, size_t left)
+{
+    size_t to_boundary = ZERO_UNIT - (size_t)(pos % ZERO_UNIT);
+    return left < to_boundary ? left : to_boundary;
+}
+
 static int copy_all(struct vdisk *src, vmdk_disk *dst, struct progress *pr)
 {
     uint64_t cap = src->capacity, off = 0;
@@ -67,17 +74,18 @@ static int copy_all(struct vdisk *src, vmdk_disk *dst, struct progress *pr)
             size_t n = end - off < COPY_CHUNK ? (size_t)(end - off) : COPY_CHUNK;
             if ((rc = src->ops->pread(src, buf, n, off)) < 0)
                 break;
-            /* Write only the non-zero parts: runs of 64 KiB units that are
+            /* Write only the non-zero parts: runs of 64 KiB units (aligned
+             * to the disk, so a unit never straddles two grains) that are
              * not all zero, each run in one call. */
             for (size_t u = 0; u < n && rc == 0;) {
-                size_t m = n - u < ZERO_UNIT ? n - u : ZERO_UNIT;
+                size_t m = unit_len(off + u, n - u);
                 if (vd_is_zero(buf + u, m)) {
                     u += m;
                     continue;
                 }
                 size_t end_u = u + m;
                 while (end_u < n) {
-                    size_t k = n - end_u < ZERO_UNIT ? n - end_u : ZERO_UNIT;
+                    size_t k = unit_len(off + end_u, n - end_u);
                     if (vd_is_zero(buf + end_u, k))
                         break;
                     end_u += k;
@@ -338,6 +346,11 @@ int ops_clone(struct vdisk *src, const char *dst, const struct vmdk_create_param
 {
     if (!src || !dst || !*dst || !p)
         return vd_err_set(VD_E_INVAL, "clone needs a source, a destination and parameters");
+    /* NAS plugin fast path (clone_plugin.c): flat disks cloned by the
+     * storage; -VD_E_UNSUPPORTED means copy here as usual. */
+    int prc = ops_clone_via_plugin(src, NULL, dst, p, progress, data, overwrite);
+    if (prc != -VD_E_UNSUPPORTED)
+        return prc;
     struct vmdk_create_params cp = *p;
     cp.capacity = src->capacity;
     int exists = access(dst, F_OK) == 0;
