@@ -166,12 +166,22 @@ static int write_desc_file(struct created *c, const char *path, const struct des
     return rc;
 }
 
+/* RESVSPACE through a NAS plugin (src/plugin/vdplugin.h).  Weak: defined
+ * in libvixDiskLib, NULL in programs that link only the engine. */
+int vdplugin_reserve_space(const char *file, uint64_t bytes) __attribute__((weak));
+
 /* Make a flat data file of the given size (preallocated when thick). */
 static int make_flat(struct created *c, const char *path, uint64_t bytes, int thick)
 {
     int fd = -1, rc = create_file(c, path, &fd);
     if (rc < 0)
         return rc;
+    /* A NAS plugin reserves the space if it can; else fallocate below. */
+    if (thick && bytes > 0 && vdplugin_reserve_space && ftruncate(fd, (off_t)bytes) == 0 &&
+        vdplugin_reserve_space(path, bytes) == 0) {
+        close(fd);
+        return 0;
+    }
     if (thick && bytes > 0 && fallocate(fd, 0, 0, (off_t)bytes) == 0) {
         close(fd);
         return 0;
@@ -204,11 +214,25 @@ static int make_sparse(struct created *c, const char *path, uint64_t sectors, ui
     return rc;
 }
 
+static int make_cowd(struct created *c, const char *path, uint64_t sectors, uint32_t grain)
+{
+    int fd = -1, rc = create_file(c, path, &fd);
+    if (rc < 0)
+        return rc;
+    rc = cowd_extent_write_new(fd, path, sectors, grain);
+    if (rc == 0 && fsync(fd) < 0)
+        rc = vd_err_errno(errno, "%s: sync", path);
+    close(fd);
+    return rc;
+}
+
 /* Extent file name for piece i (1-based) of a split or flat disk. */
 static char *piece_name(const char *stem_base, char letter, int i)
 {
     if (letter == 'F')
         return vd_asprintf("%s-flat.vmdk", stem_base);
+    if (letter == 'D')
+        return vd_asprintf("%s-delta.vmdk", stem_base);
     return vd_asprintf("%s-%c%03d.vmdk", stem_base, letter, i);
 }
 
@@ -249,8 +273,17 @@ static int create_with(const char *path, const struct vmdk_create_params *p,
     case VMDK_TYPE_VMFS_FLAT: case VMDK_TYPE_VMFS_THIN: ctype = "vmfs"; break;
     case VMDK_TYPE_STREAM_OPTIMIZED: ctype = "streamOptimized"; break;
     case VMDK_TYPE_VMFS_SPARSE:
-        return vd_err_set(VD_E_UNSUPPORTED, "%s: creating %s disks is not supported yet", path,
-                          vmdk_type_name(p->type));
+        /* As ESX: one COWD extent "name-delta.vmdk", grain 1 sector unless
+         * asked otherwise. */
+        ctype = "vmfsSparse";
+        grain = p->grain_sectors ? p->grain_sectors : 1;
+        if (grain > 2048)
+            return vd_err_set(VD_E_INVAL, "%s: vmfsSparse grain size %u sectors is larger "
+                              "than 2048", path, grain);
+        if (sectors > UINT32_MAX)
+            return vd_err_set(VD_E_INVAL, "%s: %" PRIu64 " bytes is too large for vmfsSparse "
+                              "(limit about 2 TiB)", path, p->capacity);
+        break;
     default:
         return vd_err_set(VD_E_INVAL, "%s: unknown disk type %d", path, (int)p->type);
     }
@@ -297,7 +330,9 @@ static int create_with(const char *path, const struct vmdk_create_params *p,
     }
     int sparse = p->type == VMDK_TYPE_MONOLITHIC_SPARSE || p->type == VMDK_TYPE_SPLIT_SPARSE;
     int split = p->type == VMDK_TYPE_SPLIT_SPARSE || p->type == VMDK_TYPE_SPLIT_FLAT;
-    char letter = p->type == VMDK_TYPE_SPLIT_SPARSE ? 's' : p->type == VMDK_TYPE_SPLIT_FLAT ? 'f' : 'F';
+    int cowd = p->type == VMDK_TYPE_VMFS_SPARSE;
+    char letter = p->type == VMDK_TYPE_SPLIT_SPARSE ? 's' : p->type == VMDK_TYPE_SPLIT_FLAT ? 'f'
+                : cowd ? 'D' : 'F';
     uint64_t per = split ? split_sectors : sectors;
     int pieces = (int)((sectors + per - 1) / per);
     if (pieces > MAX_FILES) {
@@ -316,8 +351,8 @@ static int create_with(const char *path, const struct vmdk_create_params *p,
         int vmfs = p->type == VMDK_TYPE_VMFS_FLAT || p->type == VMDK_TYPE_VMFS_THIN;
         struct desc_extent e = {
             .access = DESC_RW, .sectors = n,
-            .type = sparse ? "SPARSE" : vmfs ? "VMFS" : "FLAT",
-            .file = name, .offset = 0, .has_offset = !sparse && !vmfs,
+            .type = sparse ? "SPARSE" : vmfs ? "VMFS" : cowd ? "VMFSSPARSE" : "FLAT",
+            .file = name, .offset = 0, .has_offset = !sparse && !vmfs && !cowd,
         };
         rc = desc_add_extent(&d, &e);
         free(name);
@@ -346,6 +381,8 @@ static int create_with(const char *path, const struct vmdk_create_params *p,
         }
         if (sparse)
             rc = make_sparse(c, fp, e->sectors, grain, NULL);
+        else if (cowd)
+            rc = make_cowd(c, fp, e->sectors, grain);
         else
             rc = make_flat(c, fp, e->sectors * 512, p->type != VMDK_TYPE_VMFS_THIN);
         free(fp);

@@ -60,6 +60,8 @@ static const struct { const char *name; enum vmdk_type type; } type_names[] = {
     { "vmfsThin", VMDK_TYPE_VMFS_THIN },
     { "streamOptimized", VMDK_TYPE_STREAM_OPTIMIZED },
     { "vmfsSparse", VMDK_TYPE_VMFS_SPARSE },
+    { "seSparse", VMDK_TYPE_SESPARSE },
+    { "vmfsSeSparse", VMDK_TYPE_SESPARSE },
 };
 
 enum vmdk_type vmdk_type_from_name(const char *name)
@@ -95,14 +97,19 @@ static int open_extent(struct link *l, struct extent *e, const struct desc_exten
         return extent_zero_open(e);
     }
     int sparse = strcmp(de->type, "SPARSE") == 0;
+    int cowd = strcmp(de->type, "VMFSSPARSE") == 0;
+    int sesparse = strcmp(de->type, "SESPARSE") == 0;
     if (strcmp(de->type, "FLAT") == 0)
         e->kind = "FLAT";
     else if (strcmp(de->type, "VMFS") == 0)
         e->kind = "VMFS";
     else if (sparse)
         e->kind = "SPARSE";
-    else if (!strcmp(de->type, "VMFSSPARSE") || !strcmp(de->type, "SESPARSE") ||
-             !strcmp(de->type, "VMFSRDM") || !strcmp(de->type, "VMFSRAW"))
+    else if (cowd)
+        e->kind = "VMFSSPARSE";
+    else if (sesparse)
+        e->kind = "SESPARSE";
+    else if (!strcmp(de->type, "VMFSRDM") || !strcmp(de->type, "VMFSRAW"))
         return vd_err_set(VD_E_UNSUPPORTED, "%s: %s extents are not supported yet", l->path,
                           de->type);
     else
@@ -116,7 +123,10 @@ static int open_extent(struct link *l, struct extent *e, const struct desc_exten
         e->path = vd_path_join(l->dir, de->file);
         if (!e->path)
             return vd_err_set(VD_E_NOMEM, "out of memory");
-        int rc = open_file(e->path, rw, direct && !sparse, &e->fd);
+        if (sesparse && rw)     /* before opening (and locking) it read-write */
+            return vd_err_set(VD_E_READONLY, "%s: seSparse extents can only be read; open "
+                              "the disk read-only", e->path);
+        int rc = open_file(e->path, rw, direct && !sparse && !cowd && !sesparse, &e->fd);
         if (rc < 0)
             return rc;
         e->own_fd = 1;
@@ -133,6 +143,10 @@ static int open_extent(struct link *l, struct extent *e, const struct desc_exten
             return extent_stream_open(e);
         return extent_sparse_open(e);
     }
+    if (cowd)
+        return extent_cowd_open(e);
+    if (sesparse)
+        return extent_sesparse_open(e);
     e->file_off = de->has_offset ? de->offset * 512 : 0;
     return extent_flat_open(e);
 }
@@ -236,6 +250,9 @@ int link_open(const char *path, int writable, int lock, int direct, struct link 
     } else if (!memcmp(magic, "COWD", 4)) {
         rc = vd_err_set(VD_E_UNSUPPORTED, "%s: a vmfsSparse (COWD) extent; open the "
                         "descriptor file that names it", path);
+    } else if (!memcmp(magic, "\xbe\xba\xfe\xca", 4)) {
+        rc = vd_err_set(VD_E_UNSUPPORTED, "%s: a seSparse extent; open the descriptor file "
+                        "that names it", path);
     } else {
         l->desc_fd = fd;
         rc = read_text_descriptor(l, fd);

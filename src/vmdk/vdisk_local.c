@@ -68,7 +68,9 @@ static int l_info(struct vdisk *d, struct vdisk_info *info)
     vd_err_clear();
     info->adapter = (int)vmdk_adapter_type(v);
     info->hw_version = vmdk_hw_version(v);
-    info->disk_type = li.type == VMDK_TYPE_UNKNOWN ? 256 : (int)li.type;
+    /* seSparse (engine-only type 9) has no VixDiskLibDiskType: UNKNOWN. */
+    info->disk_type = li.type == VMDK_TYPE_UNKNOWN || li.type > VMDK_TYPE_VMFS_SPARSE
+                          ? 256 : (int)li.type;
     info->logical_sector = 512;
     info->physical_sector = 512;
     char *ss = NULL;
