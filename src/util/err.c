@@ -92,6 +92,16 @@ const char *vd_err_name(int code)
     case VD_E_NOTFOUND_KEY: return "key not found";
     case VD_E_BUFSIZE: return "buffer too small";
     case VD_E_CANCELLED: return "cancelled";
+    case VD_E_NET_CONNECT: return "cannot connect";
+    case VD_E_NET_LOST: return "connection lost";
+    case VD_E_AUTH: return "authentication failed";
+    case VD_E_CERT: return "certificate not accepted";
+    case VD_E_ACCESS: return "access denied";
+    case VD_E_CANTSHRINK: return "cannot shrink";
+    case VD_E_NEEDSREPAIR: return "needs repair";
+    case VD_E_CANTREPAIR: return "cannot repair";
+    case VD_E_CAPACITY_MISMATCH: return "capacity mismatch";
+    case VD_E_ATTACH_ROOTLINK: return "child chain has no parent reference";
     default: return "unknown error";
     }
 }

@@ -28,6 +28,16 @@ enum vd_err {
     VD_E_NOTFOUND_KEY,    /* metadata key absent */
     VD_E_BUFSIZE,         /* caller's buffer too small */
     VD_E_CANCELLED,       /* a progress callback asked to stop */
+    VD_E_NET_CONNECT,     /* cannot reach or negotiate with a server */
+    VD_E_NET_LOST,        /* an established connection failed or timed out */
+    VD_E_AUTH,            /* the server rejected our credentials */
+    VD_E_CERT,            /* the server's certificate was not accepted */
+    VD_E_ACCESS,          /* refused by policy (e.g. outside every datastore) */
+    VD_E_CANTSHRINK,      /* the disk has no space that Shrink can reclaim (flat) */
+    VD_E_NEEDSREPAIR,     /* metadata is inconsistent: run CheckRepair */
+    VD_E_CANTREPAIR,      /* CheckRepair found damage it cannot repair */
+    VD_E_CAPACITY_MISMATCH, /* parent and child capacities differ */
+    VD_E_ATTACH_ROOTLINK, /* the child chain ends in a base disk, not a delta */
     VD_E__COUNT
 };
 

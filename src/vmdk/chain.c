@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "link.h"
+#include "maint_priv.h"
 #include "vmdk.h"
 #include "../util/err.h"
 #include "../util/fileio.h"
@@ -124,8 +125,8 @@ int vmdk_close(vmdk_disk *d)
     if (!d)
         return 0;
     int rc = 0;
-    struct link *top = d->links[0];
-    if (atomic_load(&top->write_started)) {
+    struct link *top = d->nlinks ? d->links[0] : NULL;   /* none after vmdk_attach */
+    if (top && atomic_load(&top->write_started)) {
         rc = link_flush(top);
         if (rc == 0)
             rc = link_end_write(top);
@@ -334,6 +335,29 @@ int vmdk_block_status(vmdk_disk *d, uint64_t off, uint64_t len, int single_link,
     }
     *run = r;
     *status = st;
+    return 0;
+}
+
+/* ---- for the maintenance code (maint_priv.h) ------------------------ */
+
+struct link *vmdk_disk_link(vmdk_disk *d, int li)
+{
+    return d && li >= 0 && li < d->nlinks ? d->links[li] : NULL;
+}
+
+int vmdk_read_from_link(vmdk_disk *d, int li, void *buf, size_t len, uint64_t off)
+{
+    return read_from(d, li, buf, len, off);
+}
+
+int vmdk_chain_append(vmdk_disk *child, vmdk_disk *parent)
+{
+    if (child->nlinks + parent->nlinks > MAX_LINKS)
+        return vd_err_set(VD_E_PARENT_LOOP, "%s: the combined chain would be longer than %d "
+                          "links", child->links[0]->path, MAX_LINKS);
+    for (int i = 0; i < parent->nlinks; i++)
+        child->links[child->nlinks++] = parent->links[i];
+    parent->nlinks = 0;
     return 0;
 }
 

@@ -20,39 +20,11 @@
 #include "../util/err.h"
 #include "../util/fileio.h"
 #include "sparse_header.h"
+#include "sparse_priv.h"
 
 #define FLAG_RGD KDMV_FLAG_RGD
 #define FLAG_COMPRESSED KDMV_FLAG_COMPRESSED
 #define GD_AT_END KDMV_GD_AT_END
-#define GT_CACHE_SLOTS 64     /* whole grain tables kept per extent */
-
-struct gt_slot {
-    uint64_t index;           /* GT number, UINT64_MAX = empty */
-    uint64_t stamp;           /* LRU clock */
-    uint32_t *gte;            /* num_gtes entries, host order, validated */
-    uint32_t dirty_lo, dirty_hi;  /* entries [lo, hi) not yet on disk */
-};
-
-struct sparse {
-    uint32_t version, flags;
-    uint64_t capacity;        /* sectors, from the header */
-    uint64_t grain;           /* sectors */
-    uint64_t grain_bytes;
-    uint32_t num_gtes;
-    uint64_t gt_cover;        /* bytes covered by one GT */
-    uint64_t rgd_off, gd_off, overhead;   /* sectors */
-    uint64_t n_gd;
-    uint32_t *gd, *rgd;       /* host order; rgd NULL when not used */
-    int unclean_at_open;
-    uint64_t file_size;       /* bytes at open */
-
-    pthread_mutex_t lock;     /* cache and allocation */
-    struct gt_slot cache[GT_CACHE_SLOTS];
-    uint64_t clock;
-    uint64_t next_free;       /* bytes: where the next grain goes */
-    int began_write;
-};
-
 static inline uint32_t rd32(const unsigned char *p) { uint32_t v; memcpy(&v, p, 4); return le32toh(v); }
 static inline uint64_t rd64(const unsigned char *p) { uint64_t v; memcpy(&v, p, 8); return le64toh(v); }
 
@@ -241,6 +213,11 @@ static int sparse_map(struct extent *e, uint64_t off, uint64_t len, struct exten
 
     pthread_mutex_lock(&s->lock);
     int rc;
+    if (s->busy) {
+        pthread_mutex_unlock(&s->lock);
+        return vd_err_set(VD_E_LOCKED, "%s: busy (a shrink or defragment is running on this "
+                          "disk)", e->path);
+    }
     uint32_t *t = gt_get(e, s, gi, &rc);
     if (!t) {
         pthread_mutex_unlock(&s->lock);
@@ -494,7 +471,10 @@ static int sparse_write_alloc(struct extent *e, uint64_t off, const void *buf, s
                           "(%" PRIu64 " bytes; descriptor and header disagree)", e->path, cap);
     int rc = 0;
     pthread_mutex_lock(&s->lock);
-    while (len > 0) {
+    if (s->busy)
+        rc = vd_err_set(VD_E_LOCKED, "%s: busy (a shrink or defragment is running on this "
+                        "disk)", e->path);
+    while (rc == 0 && len > 0) {
         uint64_t gi = off / s->gt_cover;
         uint64_t gt_end = (gi + 1) * s->gt_cover;
         uint64_t chunk = len < gt_end - off ? len : gt_end - off;
@@ -567,6 +547,11 @@ static const struct extent_ops sparse_ops = {
     .flush = sparse_flush,
     .destroy = sparse_destroy,
 };
+
+int extent_is_hosted_sparse(const struct extent *e)
+{
+    return e && e->ops == &sparse_ops;
+}
 
 int extent_sparse_open(struct extent *e)
 {

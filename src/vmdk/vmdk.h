@@ -26,6 +26,9 @@ enum vmdk_type {
     VMDK_TYPE_STREAM_OPTIMIZED = 6,
     VMDK_TYPE_VMFS_THIN = 7,
     VMDK_TYPE_VMFS_SPARSE = 8,
+    /* Engine only: VixDiskLib has no seSparse type (GetInfo reports
+     * VIXDISKLIB_DISK_UNKNOWN); seSparse disks open read-only. */
+    VMDK_TYPE_SESPARSE = 9,
 };
 
 /* Adapter types; the numbers equal VixDiskLibAdapterType. */
@@ -180,5 +183,58 @@ enum vmdk_adapter vmdk_adapter_from_name(const char *name);
 /* Geometry VMware assigns to a new disk of this size and adapter. */
 void vmdk_geometry_for(uint64_t capacity_bytes, enum vmdk_adapter a,
                        struct vmdk_geometry *g);
+
+/* ---- maintenance (maint*.c; docs/maintenance.md) ------------------------ */
+
+/* Progress of a long operation: called after every durable step with
+ * done <= total (done never decreases).  Return 0 to stop: the operation
+ * ends at that consistent point with VD_E_CANCELLED. */
+typedef int (*vmdk_progress_fn)(void *ctx, uint64_t done, uint64_t total);
+
+/* Reclaim space in the top link of an open, writable disk: grains that
+ * read as zeros are dropped (a base: unallocated; a child: unallocated
+ * where the parent chain reads zeros too, else a zeroed-grain entry, which
+ * makes the extent version 2), then the file is compacted and truncated.
+ * Content is unchanged.  VD_E_CANTSHRINK when the link has no hosted
+ * sparse extent; VD_E_NEEDSREPAIR when its metadata is inconsistent. */
+int vmdk_shrink(vmdk_disk *d, vmdk_progress_fn progress, void *ctx);
+/* Rewrite the grains of the top link's sparse extents in logical order
+ * directly after the metadata, without gaps, and truncate.  Content is
+ * unchanged; safe to interrupt at any moment.  Flat links: nothing to do. */
+int vmdk_defragment(vmdk_disk *d, vmdk_progress_fn progress, void *ctx);
+/* Enlarge the disk at path (not open elsewhere: it is locked) to capacity
+ * bytes; update_geometry rewrites ddb.geometry.*.  Refuses to reduce the
+ * capacity, streamOptimized and ESX sparse links, and a disk that has a
+ * child in its directory. */
+int vmdk_grow(const char *path, uint64_t capacity, int update_geometry,
+              vmdk_progress_fn progress, void *ctx);
+/* Can the chain child (its bottom link a delta whose parent is not open,
+ * i.e. opened with VMDK_OPEN_SINGLE_LINK) be put on top of parent? */
+int vmdk_attach_possible(vmdk_disk *parent, vmdk_disk *child);
+/* Do it: the child's bottom link gets parentFileNameHint and parentCID of
+ * parent's top link (descriptor rewritten), and parent's links move into
+ * child's chain.  On success parent has no links left: only vmdk_close
+ * may be called on it. */
+int vmdk_attach(vmdk_disk *parent, vmdk_disk *child);
+
+/* CheckRepair.  Findings go to report (may be NULL) one line each. */
+enum vmdk_report_level {
+    VMDK_REPORT_INFO = 0,      /* what was checked, summaries */
+    VMDK_REPORT_PROBLEM = 1,   /* an inconsistency */
+    VMDK_REPORT_REPAIRED = 2,  /* what a repair changed */
+};
+typedef void (*vmdk_report_fn)(void *ctx, int level, const char *msg);
+struct vmdk_check_result {
+    unsigned problems;         /* inconsistencies found */
+    unsigned repaired;         /* of those, repaired */
+    unsigned unrepaired;       /* of those, left (repair off, or impossible) */
+};
+/* Check the metadata of the link at path (its descriptor and every extent;
+ * parents are not checked) and, with repair, fix what can be fixed.
+ * Without repair the files are opened read-only: nothing changes.
+ * Returns 0 when the check ran (the verdict is in *res), else an error
+ * (file missing, not a disk, locked by a writer). */
+int vmdk_check(const char *path, int repair, vmdk_report_fn report, void *ctx,
+               struct vmdk_check_result *res);
 
 #endif
