@@ -11,6 +11,7 @@ clang
 libclang-rt-14-dev
 libdeflate-dev
 libgnutls28-dev
+gnutls-bin
 libcmocka-dev
 qemu-utils
 libnbd-bin

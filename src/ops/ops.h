@@ -19,16 +19,41 @@ int ops_rename(const char *src, const char *dst);
  * capacity is taken from src).  overwrite: replace an existing dst. */
 int ops_clone(struct vdisk *src, const char *dst, const struct vmdk_create_params *p,
               ops_progress_fn progress, void *data, int overwrite);
+/* Copy the content of src over dst, an existing disk of the same capacity
+ * (runs without data become zeros in dst); flushes dst. */
+int ops_copy_into(struct vdisk *src, struct vdisk *dst, ops_progress_fn progress, void *data);
+/* The NAS plugin fast path of ops_clone (clone_plugin.c): clone the extent
+ * files of a single-link flat src through a plugin into a new flat disk
+ * dst.  -VD_E_UNSUPPORTED (nothing changed, reason logged) when it does not
+ * apply or the plugin failed: the caller then copies by itself.  src_path
+ * may be NULL (taken from src).  Other errors (VD_E_CANCELLED) are final. */
+int ops_clone_via_plugin(struct vdisk *src, const char *src_path, const char *dst,
+                         const struct vmdk_create_params *p, ops_progress_fn progress,
+                         void *data, int overwrite);
 
-/* The operations of the disk-management work; they report
- * VD_E_UNSUPPORTED until that work lands. */
+/* Disk maintenance (ops/maint.c, ops/space.c; docs/maintenance.md). */
+/* Enlarge the disk at path (not open) to capacity bytes. */
 int ops_grow(const char *path, uint64_t capacity, int update_geometry,
              ops_progress_fn progress, void *data);
+/* Reclaim the space of all-zero grains in the top link (sparse only:
+ * VD_E_CANTSHRINK otherwise). */
 int ops_shrink(struct vdisk *d, ops_progress_fn progress, void *data);
+/* Grains of the top link in logical order, no gaps (flat: nothing to do). */
 int ops_defragment(struct vdisk *d, ops_progress_fn progress, void *data);
 int ops_is_attach_possible(struct vdisk *parent, struct vdisk *child);
+/* On success parent's links belong to child: close parent's vdisk (it is
+ * empty) and use child for the combined chain. */
 int ops_attach(struct vdisk *parent, struct vdisk *child);
+/* Bytes a clone of d to disk_type (VixDiskLibDiskType; UNKNOWN (256) or 0:
+ * d's own type)
+ * will occupy: the sum of the sizes of the files ops_clone makes. */
 int ops_space_needed_for_clone(struct vdisk *d, int disk_type, uint64_t *bytes);
-int ops_check_repair(const char *path, int repair);
+/* Findings, one line each; level is enum vmdk_report_level. */
+typedef void (*ops_report_fn)(void *data, int level, const char *msg);
+/* Check (and with repair, fix) the link at path.  0: consistent, or every
+ * problem repaired; VD_E_NEEDSREPAIR: problems found, repair off;
+ * VD_E_CANTREPAIR: some could not be repaired; other codes: the check
+ * could not run. */
+int ops_check_repair(const char *path, int repair, ops_report_fn report, void *data);
 
 #endif

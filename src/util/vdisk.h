@@ -40,6 +40,8 @@ struct vdisk_ops {
     int (*meta_set)(struct vdisk *d, const char *key, const char *value);
     int (*meta_keys)(struct vdisk *d, char ***keys, size_t *count);
     int (*close)(struct vdisk *d);          /* frees d */
+    /* Optional (NULL: write zeros): make the range read as zeros. */
+    int (*zero)(struct vdisk *d, uint64_t off, uint64_t len);
     const char *transport;                  /* "file", "nbd", "nbdssl" */
 };
 

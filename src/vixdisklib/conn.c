@@ -1,8 +1,8 @@
 /* conn.c - connections and connect parameters.
  *
  * A connection with no server name (NULL or "") is local: disks are files.
- * Remote connections need the network transport; until it exists they
- * fail with a clear message.  Everything needed from the caller's
+ * A server name makes it remote: disks are NBD exports (remote.c).
+ * Everything needed from the caller's
  * parameters is copied during the call (callers free their strings right
  * after Connect returns). */
 #include <stdlib.h>
@@ -107,11 +107,13 @@ VIXDL_EXPORT VixError VixDiskLib_ConnectEx(const VixDiskLibConnectParams *cp, Bo
     if (!vixdl_initialised())
         return vixdl_fail("ConnectEx", VIX_E_DISK_NOINIT, "VixDiskLib_InitEx has not been "
                           "called");
-    if (is_remote(cp))
-        return vixdl_fail("ConnectEx", VIX_E_CANNOT_CONNECT_TO_HOST, "server %s: remote "
-                          "connections are not available in this build (only the local "
-                          "\"file\" transport)", cp->serverName);
-    if (transportModes && *transportModes) {
+    struct nbd_remote *net = NULL;
+    const char *mode = NULL;
+    if (is_remote(cp)) {
+        VixError re = vixdl_remote_connect(cp, transportModes, &net, &mode);
+        if (re != VIX_OK)
+            return re;
+    } else if (transportModes && *transportModes) {
         /* A local connection always uses "file"; other modes in the
          * caller's preference list simply do not apply. */
         vixdl_log("ConnectEx: local connection, transport modes \"%s\" ignored",
@@ -120,12 +122,17 @@ VIXDL_EXPORT VixError VixDiskLib_ConnectEx(const VixDiskLibConnectParams *cp, Bo
     struct VixDiskLibConnectParam *c = calloc(1, sizeof *c);
     if (!c || !(c->params = copy_params(cp))) {
         free(c);
+        vixdl_remote_free(net);
         return vixdl_fail("ConnectEx", VIX_E_OUT_OF_MEMORY, "out of memory");
     }
     c->readonly = readOnly != 0;
+    c->remote = net != NULL;
+    c->net = net;
+    c->mode = mode;
     if (vixdl_register(&c->obj, VIXDL_CONN) < 0) {
         free_strings(c->params);
         free(c->params);
+        vixdl_remote_free(net);
         free(c);
         return vixdl_fail("ConnectEx", VIX_E_OUT_OF_MEMORY, "out of memory");
     }
@@ -146,6 +153,7 @@ VIXDL_EXPORT VixError VixDiskLib_Disconnect(VixDiskLibConnection connection)
     vixdl_unregister_wait(&c->obj);
     free_strings(c->params);
     free(c->params);
+    vixdl_remote_free(c->net);
     free(c);
     return VIX_OK;
 }

@@ -1,5 +1,6 @@
 /* diskops.c - the whole-disk VixDiskLib functions: argument checks and
  * translation, then the work in ops/ or the engine. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -159,6 +160,38 @@ static int bridge(void *data, int pct)
     return b->fn(b->data, pct) ? 1 : 0;
 }
 
+/* Restore: NBD cannot create disks, so the destination is an existing
+ * export of the same capacity, overwritten as a whole (overWrite must say
+ * so). */
+static int clone_to_remote(struct VixDiskLibConnectParam *dc, const char *dst_path,
+                           struct vdisk *src, ops_progress_fn progress, void *data,
+                           int overwrite)
+{
+    if (!overwrite)
+        return vd_err_set(VD_E_EXISTS, "%s: a remote destination is an existing export (NBD "
+                          "cannot create disks); pass overWrite=TRUE to write over it",
+                          dst_path);
+    if (dc->readonly)
+        return vd_err_set(VD_E_READONLY, "%s: the destination connection is read-only",
+                          dst_path);
+    struct vdisk *dst;
+    int rc = vdisk_open_nbd(dc->net, dst_path, 0, &dst);
+    if (rc < 0)
+        return rc;
+    rc = ops_copy_into(src, dst, progress, data);
+    if (rc < 0)
+        vd_err_prefix("%s", dst_path);
+    char msg[1024];
+    int code = vd_err_code();
+    snprintf(msg, sizeof msg, "%s", vd_err_msg());
+    int crc = dst->ops->close(dst);
+    if (rc < 0) {
+        vd_err_set(code, "%s", msg);
+        return rc;
+    }
+    return crc;
+}
+
 VIXDL_EXPORT VixError VixDiskLib_Clone(const VixDiskLibConnection dstConnection,
                                        const char *dstPath,
                                        const VixDiskLibConnection srcConnection,
@@ -175,21 +208,28 @@ VIXDL_EXPORT VixError VixDiskLib_Clone(const VixDiskLibConnection dstConnection,
                           "no valid source connection given");
     }
     sc = (struct VixDiskLibConnectParam *)srcConnection;
-    VixError e = local_only("Clone", dc);
+    VixError e = VIX_OK;
     struct vmdk_create_params p;
-    if (e == VIX_OK && (!dstPath || !*dstPath || !srcPath || !*srcPath || !vixCreateParams))
+    if (!dstPath || !*dstPath || !srcPath || !*srcPath || !vixCreateParams)
         e = vixdl_fail("Clone", VIX_E_INVALID_ARG, "source path, destination path and create "
                        "parameters are required");
-    if (e == VIX_OK)
+    /* A remote destination is an existing export: its type is the server's. */
+    if (e == VIX_OK && !dc->remote)
         e = to_create_params("Clone", vixCreateParams, &p);
     if (e == VIX_OK) {
         struct vdisk *src;
-        int rc = vdisk_open_local(srcPath, VMDK_OPEN_RDONLY, &src);
+        int rc = sc->remote ? vdisk_open_nbd(sc->net, srcPath, 1, &src)
+                            : vdisk_open_local(srcPath, VMDK_OPEN_RDONLY, &src);
         if (rc == 0) {
             struct progress_bridge b = { progressFunc, progressCallbackData };
-            rc = ops_clone(src, dstPath, &p, progressFunc ? bridge : NULL, &b, overWrite);
-            if (rc == 0)
-                rc = apply_sector_sizes(dstPath, vixCreateParams);
+            if (dc->remote) {
+                rc = clone_to_remote(dc, dstPath, src, progressFunc ? bridge : NULL, &b,
+                                     overWrite);
+            } else {
+                rc = ops_clone(src, dstPath, &p, progressFunc ? bridge : NULL, &b, overWrite);
+                if (rc == 0)
+                    rc = apply_sector_sizes(dstPath, vixCreateParams);
+            }
             src->ops->close(src);
         }
         if (rc < 0)
@@ -273,9 +313,50 @@ VIXDL_EXPORT VixError VixDiskLib_IsAttachPossible(VixDiskLibHandle parent, VixDi
     return two_handles("IsAttachPossible", parent, child, ops_is_attach_possible);
 }
 
+/* Attach consumes the parent handle (the reference's semantics: "the parent
+ * handle becomes invalid, the child represents the combined chain"): its
+ * links move into the child's chain and the handle is closed here, so a
+ * later call with it is VIX_E_INVALID_HANDLE.  On failure both handles are
+ * left as they were.  See docs/maintenance.md. */
 VIXDL_EXPORT VixError VixDiskLib_Attach(VixDiskLibHandle parent, VixDiskLibHandle child)
 {
-    return two_handles("Attach", parent, child, ops_attach);
+    VixError e = vixdl_get_disk("Attach", parent);
+    if (e != VIX_OK)
+        return e;
+    if ((e = vixdl_get_disk("Attach", child)) != VIX_OK) {
+        vixdl_release(&parent->obj);
+        return e;
+    }
+    int rc = parent == child ? vd_err_set(VD_E_INVAL, "a disk cannot be attached to itself")
+                             : ops_is_attach_possible(parent->disk, child->disk);
+    if (rc < 0) {
+        e = vixdl_fail_engine("Attach", rc);
+        vixdl_release(&child->obj);
+        vixdl_release(&parent->obj);
+        return e;
+    }
+    /* No new call can start on the parent; running ones finish first. */
+    vixdl_async_wait(parent);
+    vixdl_unregister_wait(&parent->obj);
+    vixdl_async_wait(parent);
+    rc = ops_attach(parent->disk, child->disk);
+    if (rc < 0) {
+        e = vixdl_fail_engine("Attach", rc);
+        /* Back in the table: the caller still owns a valid parent handle. */
+        if (vixdl_register(&parent->obj, VIXDL_DISK) < 0)
+            vixdl_warn("Attach: out of memory; the parent handle %p is lost", (void *)parent);
+        vixdl_release(&child->obj);
+        return e;
+    }
+    vixdl_log("Attach: %s now lies on %s; the parent handle is closed", child->path,
+              parent->path);
+    rc = parent->disk->ops->close(parent->disk);   /* an empty chain: frees it */
+    pthread_mutex_destroy(&parent->alock);
+    pthread_cond_destroy(&parent->acond);
+    free(parent->path);
+    free(parent);
+    vixdl_release(&child->obj);
+    return VIX_OK;
 }
 
 VIXDL_EXPORT VixError VixDiskLib_SpaceNeededForClone(VixDiskLibHandle h,
@@ -296,6 +377,17 @@ VIXDL_EXPORT VixError VixDiskLib_SpaceNeededForClone(VixDiskLibHandle h,
     return e;
 }
 
+/* Each finding of CheckRepair: problems and repairs to the warn callback,
+ * the rest to the log callback. */
+static void check_report(void *data, int level, const char *msg)
+{
+    (void)data;
+    if (level == VMDK_REPORT_INFO)
+        vixdl_log("CheckRepair: %s", msg);
+    else
+        vixdl_warn("CheckRepair: %s", msg);
+}
+
 VIXDL_EXPORT VixError VixDiskLib_CheckRepair(const VixDiskLibConnection connection,
                                              const char *filename, Bool repair)
 {
@@ -305,7 +397,7 @@ VIXDL_EXPORT VixError VixDiskLib_CheckRepair(const VixDiskLibConnection connecti
     if (e == VIX_OK && (!filename || !*filename))
         e = vixdl_fail("CheckRepair", VIX_E_INVALID_ARG, "no disk path given");
     if (e == VIX_OK) {
-        int rc = ops_check_repair(filename, repair);
+        int rc = ops_check_repair(filename, repair, check_report, NULL);
         if (rc < 0)
             e = vixdl_fail_engine("CheckRepair", rc);
     }

@@ -53,7 +53,18 @@ VIXDL_EXPORT VixError VixDiskLib_Open(const VixDiskLibConnection connection, con
         e = vixdl_fail("Open", VIX_E_OUT_OF_MEMORY, "out of memory");
         goto out;
     }
-    int rc = vdisk_open_local(path, vf, &h->disk);
+    int rc;
+    if (c->remote) {
+        /* The export is chosen by name ("[datastore] path"); the server
+         * decides whole chain or single link, so SINGLE_LINK and
+         * UNBUFFERED have no effect here, and no wire compression exists. */
+        if (flags & (VIXDISKLIB_FLAG_OPEN_SINGLE_LINK | VIXDISKLIB_FLAG_OPEN_COMPRESSION_MASK))
+            vixdl_log("Open: %s: SINGLE_LINK and compression flags do not apply to NBD "
+                      "(the server chooses the chain; data is not compressed)", path);
+        rc = vdisk_open_nbd(c->net, path, (vf & VMDK_OPEN_RDONLY) != 0, &h->disk);
+    } else {
+        rc = vdisk_open_local(path, vf, &h->disk);
+    }
     if (rc < 0) {
         free(h->path);
         free(h);
@@ -303,6 +314,9 @@ VIXDL_EXPORT VixError VixDiskLib_WriteMetadata(VixDiskLibHandle h, const char *k
     if (!key || !*key || !val) {
         e = vixdl_fail("WriteMetadata", VIX_E_INVALID_ARG, "%s", !val ? "no value given (keys "
                        "cannot be removed; write an empty value)" : "no key given");
+    } else if (h->conn->remote) {
+        e = vixdl_fail("WriteMetadata", VIX_E_NOT_SUPPORTED_ON_REMOTE_OBJECT, "%s: the NBD "
+                       "transport carries no disk-database writes", h->path);
     } else {
         int rc = h->disk->ops->meta_set(h->disk, key, val);
         if (rc < 0)

@@ -10,6 +10,7 @@
 #include <strings.h>
 
 #include "vixdl.h"
+#include "../plugin/vdplugin.h"
 #include "../util/fileio.h"
 
 #define OUR_MAJOR 8
@@ -118,6 +119,16 @@ VixError vixdl_from_vd(int rc)
     case VD_E_NOTFOUND_KEY: return VIX_E_DISK_KEY_NOTFOUND;
     case VD_E_BUFSIZE: return VIX_E_BUFFER_TOOSMALL;
     case VD_E_CANCELLED: return VIX_E_CANCELLED;
+    case VD_E_NET_CONNECT: return VIX_E_CANNOT_CONNECT_TO_HOST;
+    case VD_E_NET_LOST: return VIX_E_HOST_TCP_CONN_LOST;
+    case VD_E_AUTH: return VIX_E_AUTHENTICATION_FAIL;
+    case VD_E_CERT: return VIX_E_NET_HTTP_SSL_SECURITY;
+    case VD_E_ACCESS: return VIX_E_FILE_ACCESS_ERROR;
+    case VD_E_CANTSHRINK: return VIX_E_DISK_CANTSHRINK;
+    case VD_E_NEEDSREPAIR: return VIX_E_DISK_NEEDSREPAIR;
+    case VD_E_CANTREPAIR: return VIX_E_DISK_CANTREPAIR;
+    case VD_E_CAPACITY_MISMATCH: return VIX_E_DISK_CAPACITY_MISMATCH;
+    case VD_E_ATTACH_ROOTLINK: return VIX_E_DISK_ATTACH_ROOTLINK;
     default: return VIX_E_FAIL;
     }
 }
@@ -241,6 +252,8 @@ VIXDL_EXPORT VixError VixDiskLib_InitEx(uint32 majorVersion, uint32 minorVersion
     if (configFile && *configFile)
         read_config(configFile);
     G.log_level = (int)vixdl_config_long("vixDiskLib.transport.LogLevel", 3);
+    /* NAS plugins (src/plugin): loaded once, failures logged and skipped. */
+    vdplugin_load(libDir);
     pthread_mutex_unlock(&G.lock);
     vixdl_log("openvddk %s: initialised for API %u.%u, libDir %s", OPENVDDK_VERSION,
               majorVersion, minorVersion, libDir ? libDir : "(none)");
@@ -266,6 +279,7 @@ VIXDL_EXPORT void VixDiskLib_Exit(void)
     vixdl_async_shutdown();
     pthread_mutex_lock(&G.lock);
     if (G.refs == 0) {
+        vdplugin_unload();   /* ends sessions, Done, dlclose */
         vixdl_registry_release();
         free_config();
         free(G.lib_dir);
@@ -277,7 +291,7 @@ VIXDL_EXPORT void VixDiskLib_Exit(void)
 
 VIXDL_EXPORT const char *VixDiskLib_ListTransportModes(void)
 {
-    return "file";
+    return "file:nbdssl:nbd";
 }
 
 VIXDL_EXPORT char *VixDiskLib_GetErrorText(VixError err, const char *locale)

@@ -12,6 +12,7 @@
 #include "vixDiskLib.h"
 #include "../util/err.h"
 #include "../util/vdisk.h"
+#include "../net/vdisk_nbd.h"
 
 #define VIXDL_EXPORT __attribute__((visibility("default")))
 
@@ -59,7 +60,15 @@ struct VixDiskLibConnectParam {
     int remote;
     int readonly;
     VixDiskLibConnectParams *params;   /* library-owned deep copy */
+    struct nbd_remote *net;            /* remote: how to reach the server */
+    const char *mode;                  /* remote: "nbdssl" or "nbd" */
 };
+
+/* ---- remote connections (remote.c) ---- */
+
+VixError vixdl_remote_connect(const VixDiskLibConnectParams *cp, const char *modes,
+                              struct nbd_remote **out, const char **mode);
+void vixdl_remote_free(struct nbd_remote *r);
 
 /* ---- disks (handle.c, async.c) ---- */
 

@@ -1,0 +1,72 @@
+/* net_io.h - byte streams over sockets (plain or TLS), with timeouts.
+ *
+ * A net_stream is one connection.  Reads and writes move whole buffers or
+ * fail; a wait longer than the stream's timeout without progress fails
+ * too, so no call blocks forever unless the timeout is -1.  One thread may
+ * read while another writes (GnuTLS allows one sender and one receiver on
+ * a session); writers must serialise among themselves.
+ *
+ * Failures set the thread's vd_err detail ("peer: reason") with code
+ * VD_E_NET_LOST and return NET_ERR; a clean end of stream before the first
+ * byte of a read returns NET_EOF without touching the detail. */
+#ifndef VD_NET_NET_IO_H
+#define VD_NET_NET_IO_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+enum { NET_OK = 0, NET_EOF = -1, NET_ERR = -2, NET_TIMEOUT = -3 };
+
+struct net_stream {
+    int fd;                       /* -1 when a custom transport is used */
+    void *tls;                    /* gnutls_session_t once TLS is up */
+    void *tls_creds;              /* freed by tls_free after the session */
+    void (*tls_free)(void *creds);
+    int rd_timeout_ms;            /* -1: wait forever */
+    int wr_timeout_ms;
+    char peer[160];               /* "127.0.0.1:10809", "unix:/run/x.sock" */
+    /* Custom transport (tests, fuzzing): used when fd < 0.  recv returns
+     * bytes, 0 at end, -1 on error; send likewise. */
+    ssize_t (*xrecv)(void *ctx, void *buf, size_t len);
+    ssize_t (*xsend)(void *ctx, const void *buf, size_t len);
+    void *xctx;
+};
+
+void net_stream_init(struct net_stream *s, int fd, const char *peer);
+int net_read(struct net_stream *s, void *buf, size_t len);
+int net_write(struct net_stream *s, const void *buf, size_t len);
+/* Two buffers as one message (header + data), in one system call when
+ * the stream is plain. */
+int net_write2(struct net_stream *s, const void *a, size_t alen, const void *b, size_t blen);
+/* Read and drop n bytes. */
+int net_skip(struct net_stream *s, uint64_t n);
+/* Shut down both directions (wakes a thread blocked in net_read). */
+void net_shutdown(struct net_stream *s);
+/* Shut down TLS (best effort, bounded), close the socket. */
+void net_close(struct net_stream *s);
+
+/* Wait until fd is readable (events POLLIN) or writable (POLLOUT):
+ * 1 ready, 0 timeout, -1 error (errno). */
+int net_wait(int fd, short events, int timeout_ms);
+
+/* Connect to host:port (TCP; host may be a name or an address) or, when
+ * unix_path is set, to a Unix socket.  Returns a connected non-blocking
+ * socket, or -1 with VD_E_NET_CONNECT set naming the peer and the reason. */
+int net_dial(const char *host, unsigned port, const char *unix_path, int timeout_ms,
+             char *peer, size_t peerlen);
+
+/* Listening sockets.  TCP: every address bind resolves to (NULL: all);
+ * port 0 picks a free port, reported in *bound_port.  Returns the number
+ * of sockets (>= 1) placed in fds, or -1 with the detail set. */
+int net_listen_tcp(const char *bind, unsigned port, int *fds, int maxfds, unsigned *bound_port);
+int net_listen_unix(const char *path);
+/* Make an accepted socket non-blocking, TCP_NODELAY. */
+void net_socket_setup(int fd);
+/* "addr:port" or "unix:path" of the peer of fd. */
+void net_peer_name(int fd, char *out, size_t outlen);
+
+/* Monotonic milliseconds. */
+int64_t net_now_ms(void);
+
+#endif
