@@ -87,3 +87,23 @@ if [ "${BENCH_ABI:-1}" != 0 ]; then
     echo
     ABI_DISK="$W/disk.vmdk" BUILD="$BUILD" sh "$ROOT/bench/abi.sh"
 fi
+
+# ---- clone section: bench/clone.sh ---------------------------------------
+# raw -> streamOptimized, streamOptimized -> raw and monolithicSparse ->
+# monolithicSparse against qemu-img convert, and the peak memory of a
+# stream clone (1 GiB and CLONE_MEM_SIZE, default 4 GiB).  It makes its own
+# mixed data (CLONE_SIZE, default 1 GiB).  BENCH_CLONE=0 skips it.
+if [ "${BENCH_CLONE:-1}" != 0 ]; then
+    echo
+    rm -f "$W/disk.vmdk"    # free the first sections' disk before making new data
+    BUILD="$BUILD" sh "$ROOT/bench/clone.sh"
+fi
+
+# ---- network section: bench/net.sh ----------------------------------------
+# nbdcopy from vddk serve against qemu-nbd (same VMDK) and nbdkit's file
+# plugin (raw copy), plain and TLS, over loopback, and the library's remote
+# read throughput against nbdcopy.  BENCH_NET=0 skips it.
+if [ "${BENCH_NET:-1}" != 0 ]; then
+    echo
+    BUILD="$BUILD" sh "$ROOT/bench/net.sh"
+fi

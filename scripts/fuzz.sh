@@ -19,13 +19,16 @@ JOBS=${FUZZ_JOBS:-$(nproc 2>/dev/null || echo 2)}
 if [ $# -gt 0 ]; then
     TARGETS=$*
 else
-    TARGETS="fuzz_descriptor fuzz_sparse"
+    TARGETS="fuzz_descriptor fuzz_sparse fuzz_cowd fuzz_stream fuzz_nbd_server"
 fi
 
 max_len() {
     case $1 in
         fuzz_descriptor) echo "${FUZZ_MAX_LEN:-16384}" ;;
         fuzz_sparse) echo "${FUZZ_MAX_LEN:-65536}" ;;
+        fuzz_cowd) echo "${FUZZ_MAX_LEN:-65536}" ;;
+        fuzz_stream) echo "${FUZZ_MAX_LEN:-65536}" ;;
+        fuzz_nbd_server) echo "${FUZZ_MAX_LEN:-16384}" ;;
         *) echo "${FUZZ_MAX_LEN:-65536}" ;;
     esac
 }
