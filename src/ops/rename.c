@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "ops.h"
@@ -25,7 +26,7 @@ static char *new_extent_name(const char *old_base, const char *src_stem, const c
     return vd_strdup(old_base);
 }
 
-static int write_new_file(const char *path, const char *text, size_t len)
+static int write_new_file(const char *path, const char *text, size_t len, mode_t mode)
 {
     char *tmp = vd_asprintf("%s.tmp-XXXXXX", path);
     if (!tmp)
@@ -37,6 +38,8 @@ static int write_new_file(const char *path, const char *text, size_t len)
         return rc;
     }
     int rc = 0;
+    /* mkstemp makes 0600 files; a descriptor is as readable as its extents. */
+    (void)fchmod(fd, mode);
     if (vd_pwrite_full(fd, text, len, 0) < 0 || fsync(fd) < 0)
         rc = vd_err_errno(errno, "%s: writing", tmp);
     close(fd);
@@ -149,7 +152,9 @@ int ops_rename(const char *src, const char *dst)
         rc = -VD_E_NOMEM;
         goto undo;
     }
-    rc = write_new_file(dst, text, len);
+    struct stat st;
+    mode_t mode = fstat(l->desc_fd, &st) == 0 ? st.st_mode & 0777 : 0644;
+    rc = write_new_file(dst, text, len, mode);
     free(text);
     if (rc < 0)
         goto undo;
