@@ -6,14 +6,16 @@
 # VDDK is the vddk binary (default: $VDDK, else build/tools/vddk/vddk).
 # Creates a sparse disk, writes into it, snapshots it, writes into the
 # child, and checks every content against raw reference images built with
-# dd and hashed with sha256sum.  Works in a temporary directory that is
+# dd and hashed with sha256sum; reads the chain with a VixDiskLib sample
+# client; clones it to streamOptimized and checks the copy with compare and
+# checksum.  Works in a temporary directory that is
 # removed at the end.  Exits non-zero at the first step that fails.
 set -eu
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 VDDK=${1:-${VDDK:-$ROOT/build/tools/vddk/vddk}}
-SAMPLE=${SAMPLE:-$(dirname "$(dirname "$VDDK")")/sample/vixdisklib-sample}
 case $VDDK in /*) ;; *) VDDK=$(pwd)/$VDDK ;; esac
+SAMPLE=${SAMPLE:-$(dirname "$(dirname "$VDDK")")/sample/vixdisklib-sample}
 if [ ! -x "$VDDK" ]; then
     echo "demo: $VDDK is not an executable; build first (make)" >&2
     exit 1
@@ -126,6 +128,42 @@ want=$(sha256sum child.raw)
 [ "${got%% *}" = "${want%% *}" ] ||
     fail "child.vmdk read through libvixDiskLib differs from the reference child.raw"
 echo "   matches sha256sum of the reference image child.raw"
+
+step "clone the chain into one streamOptimized disk (compressed, as in an OVF)"
+vddk clone -t streamOptimized child.vmdk export.vmdk
+vddk info export.vmdk
+
+step "compare: the stream reads exactly as the chain, and differs from the base"
+vddk compare child.vmdk export.vmdk
+echo "\$ vddk compare base.vmdk export.vmdk"
+set +e
+out=$("$VDDK" compare base.vmdk export.vmdk)
+rc=$?
+set -e
+echo "$out"
+[ "$rc" -eq 1 ] || fail "'vddk compare base.vmdk export.vmdk' exited with status $rc, expected 1"
+# The child's first write (0x44 at 512 KiB) is where the base stops being it.
+case $out in
+    *"differ at offset $((512 * KiB)) "*) echo "   the first difference is the child's first write, at 512 KiB" ;;
+    *) fail "compare did not find the first difference at offset $((512 * KiB))" ;;
+esac
+
+step "checksum of the stream, whole and per 16 MiB block"
+same_content export.vmdk child.raw
+echo "\$ vddk checksum -b 16M export.vmdk"
+out=$("$VDDK" checksum -b 16M export.vmdk) || fail "'vddk checksum -b 16M export.vmdk' failed"
+echo "$out"
+i=0
+while read -r sum name; do
+    [ "$i" -lt 4 ] || break
+    want=$(dd if=child.raw bs=16M skip=$i count=1 iflag=fullblock status=none | sha256sum)
+    [ "$sum" = "${want%% *}" ] || fail "export.vmdk: block $i ($name) differs from the reference"
+    i=$((i + 1))
+done <<EOF
+$out
+EOF
+[ "$i" -eq 4 ] || fail "checksum -b 16M printed $i block lines, expected 4"
+echo "   every block matches sha256sum of the same 16 MiB of child.raw"
 
 echo
 echo "demo: all steps succeeded"

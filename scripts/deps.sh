@@ -19,6 +19,7 @@ nbdkit
 libvmdk-utils
 python3-vmdkstream
 xfsprogs
+bsdutils
 "
 
 missing=""

@@ -3,12 +3,16 @@
 #
 #   sh test_cli.sh VDDK
 #
-# Exercises every subcommand: help and usage errors (exit 2), missing files
-# (exit 1, file named in the message), create of every type checked through
-# `info --json`, fill + checksum against raw reference images hashed with
-# sha256sum, map --json against the grains the writes touched, dump against
-# known text (and `hexdump -C` when installed), and snapshots.  Stops at the
-# first failed check.  Needs python3 and sha256sum.
+# Exercises every subcommand: help, the man page and usage errors (exit 2),
+# missing and broken files (exit 1, one line naming the file), create of
+# every type checked through `info --json` and the files made, fill +
+# checksum against raw reference images hashed with sha256sum, map --json
+# against the grains the writes touched, dump against known text (and
+# `hexdump -C` when installed), snapshots; then (test_cli_ops.sh) clone and
+# convert to every type, compare, grow, shrink, defrag, rename, rm, attach,
+# check and repair of a damaged disk, meta, bench, and the progress bar on a
+# pseudo-terminal (script(1)) and in a pipe.  Stops at the first failed
+# check.  Needs python3, sha256sum and script.
 set -eu
 
 VDDK=${1:?usage: test_cli.sh VDDK}
@@ -17,6 +21,7 @@ case $VDDK in /*) ;; *) VDDK=$(pwd)/$VDDK ;; esac
 command -v python3 >/dev/null 2>&1 || { echo "cli: python3 is needed" >&2; exit 1; }
 command -v sha256sum >/dev/null 2>&1 || { echo "cli: sha256sum is needed" >&2; exit 1; }
 
+HERE=$(cd "$(dirname "$0")" && pwd)
 W=$(mktemp -d "${TMPDIR:-/tmp}/openvddk-cli.XXXXXX")
 trap 'rm -rf "$W"' EXIT
 trap 'exit 130' INT TERM
@@ -63,6 +68,9 @@ expect_error() {
         *) die "vddk $*: stderr lacks '$text': $(cat err)" ;;
     esac
     [ ! -s out ] || die "vddk $*: printed on stdout although it failed: $(cat out)"
+    if grep -E '\(error [0-9]+\)|: [0-9]+$' err >/dev/null; then
+        die "vddk $*: a raw error number in the message: $(cat err)"
+    fi
     ok
 }
 
@@ -190,7 +198,7 @@ EOF
 
 # ---- help and usage errors ------------------------------------------------
 
-SUBS="info create snapshot map dump fill checksum"
+SUBS="info create snapshot clone convert grow shrink defrag rename rm attach check meta map dump fill checksum compare bench"
 
 expect 0 --help
 for s in $SUBS; do contains out "  $s "; done
@@ -208,12 +216,25 @@ for s in $SUBS; do
     cmp -s out help.txt || die "vddk $s -h differs from vddk help $s"
 done
 
+# The man page covers every subcommand and is valid roff.
+MAN=$HERE/../../docs/vddk.1
+[ -f "$MAN" ] || die "no man page at $MAN"
+for s in $SUBS; do
+    grep -q "^\.SS \"*$s\b" "$MAN" || die "the man page has no section for $s"
+    ok
+done
+if command -v groff >/dev/null 2>&1; then
+    groff -man -ww -z -t "$MAN" >groff.err 2>&1 || die "groff failed on the man page: $(cat groff.err)"
+    [ ! -s groff.err ] || die "groff warns about the man page: $(cat groff.err)"
+    ok
+fi
+
 expect 2
 expect_error 2 "unknown subcommand 'frob'" frob
 expect_error 2 "unknown subcommand 'frob'" help frob
 expect_error 2 "unknown option '--frob'" --frob
 expect_error 2 "missing DISK" info
-expect_error 2 "expected one DISK" info a.vmdk b.vmdk
+expect_error 2 "too many arguments" info a.vmdk b.vmdk
 expect_error 2 "unknown option '--bogus'" info --bogus a.vmdk
 expect_error 2 "unknown option '-x'" info -x a.vmdk
 expect_error 2 "missing -s SIZE" create u.vmdk
@@ -227,12 +248,36 @@ expect_error 2 "option '--size' needs an argument" create u.vmdk --size
 expect_error 2 "unknown disk type 'bogus'" create -t bogus -s 1M u.vmdk
 expect_error 2 "unknown adapter 'scsi'" create -a scsi -s 1M u.vmdk
 expect_error 2 "invalid hardware version 'x'" create --hwversion x -s 1M u.vmdk
-expect_error 2 "expected one DISK" create -s 1M u.vmdk v.vmdk
+expect_error 2 "too many arguments" create -s 1M u.vmdk v.vmdk
 expect_error 2 "missing DISK" create -s 1M
 [ ! -e u.vmdk ] || die "a create that failed with a usage error left u.vmdk behind"
-expect_error 2 "expected PARENT and CHILD" snapshot a.vmdk
-expect_error 2 "expected PARENT and CHILD" snapshot a.vmdk b.vmdk c.vmdk
+expect_error 2 "missing PARENT and CHILD" snapshot a.vmdk
+expect_error 2 "too many arguments" snapshot a.vmdk b.vmdk c.vmdk
 expect_error 2 "child type must be" snapshot -t flat a.vmdk b.vmdk
+expect_error 2 "missing SOURCE and DEST" clone a.vmdk
+expect_error 2 "missing SOURCE and DEST" convert a.vmdk
+expect_error 2 "unknown disk type 'qcow2'" convert -t qcow2 a.vmdk b.vmdk
+expect_error 2 "unknown adapter 'nvme'" clone -a nvme a.vmdk b.vmdk
+expect_error 2 "the same file" clone a.vmdk a.vmdk
+expect_error 2 "missing -s SIZE" grow a.vmdk
+expect_error 2 "invalid size '+x'" grow -s +x a.vmdk
+expect_error 2 "greater than zero" grow -s +0 a.vmdk
+expect_error 2 "missing DISK" grow -s 1G
+expect_error 2 "missing DISK" shrink
+expect_error 2 "unknown option '--all'" shrink --all a.vmdk
+expect_error 2 "too many arguments" defrag a.vmdk b.vmdk
+expect_error 2 "missing OLD and NEW" rename a.vmdk
+expect_error 2 "missing DISK" rm
+expect_error 2 "missing PARENT and CHILD" attach a.vmdk
+expect_error 2 "unknown option '--fix'" check --fix a.vmdk
+expect_error 2 "missing DISK" check --repair
+expect_error 2 "missing list, get or set" meta
+expect_error 2 "unknown action 'del'" meta del a.vmdk k
+expect_error 2 "missing DISK after 'list'" meta list
+expect_error 2 "missing DISK and KEY after 'get'" meta get a.vmdk
+expect_error 2 "missing DISK, KEY and VALUE after 'set'" meta set a.vmdk k
+expect_error 2 "too many arguments" meta get a.vmdk k v
+expect_error 2 "--json goes with 'list' only" meta get --json a.vmdk k
 expect_error 2 "missing DISK" map
 expect_error 2 "option '--json' takes no argument" map --json=yes a.vmdk
 expect_error 2 "invalid offset 'abc'" dump -o abc a.vmdk
@@ -244,95 +289,121 @@ expect_error 2 "--seed needs --random" fill --seed 1 a.vmdk
 expect_error 2 "invalid seed" fill --random --seed x a.vmdk
 expect_error 2 "missing DISK" checksum
 expect_error 2 "invalid offset '-5'" checksum -o -5 a.vmdk
-expect_error 2 "unknown option '-q'" checksum -q a.vmdk
+expect_error 2 "invalid block size '0'" checksum -b 0 a.vmdk
+expect_error 2 "unknown option '-x'" checksum -x a.vmdk
+expect_error 2 "missing DISK1 and DISK2" compare a.vmdk
+expect_error 2 "too many arguments" compare a.vmdk b.vmdk c.vmdk
+expect_error 2 "invalid test list 'seq'" bench -t seq a.vmdk
+expect_error 2 "invalid block size '1000'" bench -b 1000 a.vmdk
+expect_error 2 "invalid block size '32M'" bench -b 32M a.vmdk
+expect_error 2 "invalid queue depth '0'" bench -d 0 a.vmdk
+expect_error 2 "invalid queue depth '257'" bench --queue-depth 257 a.vmdk
+expect_error 2 "missing DISK" bench
 
 # ---- missing files: exit 1, the file named ----------------------------------
 
-for s in info map dump checksum fill; do
+for s in info map dump checksum fill shrink defrag check bench rm; do
     expect_error 1 "missing.vmdk" "$s" "$W/missing.vmdk"
 done
+expect_error 1 "missing.vmdk" grow -s 1G "$W/missing.vmdk"
+expect_error 1 "missing.vmdk" meta list "$W/missing.vmdk"
+expect_error 1 "missing.vmdk" rename "$W/missing.vmdk" other.vmdk
+expect_error 1 "missing.vmdk" clone "$W/missing.vmdk" clone-of-missing.vmdk
+[ ! -e clone-of-missing.vmdk ] || die "a failed clone left clone-of-missing.vmdk behind"
+expect_error 1 "missing.vmdk" compare "$W/missing.vmdk" "$W/missing2.vmdk"
 expect_error 1 "missing.vmdk" snapshot "$W/missing.vmdk" child-of-missing.vmdk
 [ ! -e child-of-missing.vmdk ] || die "a failed snapshot left child-of-missing.vmdk behind"
+expect_error 1 "missing.vmdk" attach "$W/missing.vmdk" child.vmdk
 expect_error 1 "nodir" create -s 1M "$W/nodir/x.vmdk"
+# Not a disk: the library's reason, with the file named.
+printf 'hello\nworld\n' >text.vmdk
+expect_error 1 "text.vmdk" info text.vmdk
+expect_error 1 "text.vmdk" checksum text.vmdk
+expect_error 1 "text.vmdk" check text.vmdk
 
-# ---- create every type; check info --json ---------------------------------
+# ---- create every type; check info --json and the files ---------------------
 
-# made NAME TYPEARG SIZEARG CAPACITY CREATETYPE TYPEID NEXTENTS KIND [OPTIONS...]
+# made NAME TYPEARG SIZEARG CAPACITY TYPE CTYPE [OPTIONS...]: create (it
+# says it made TYPE), check info --json and that the descriptor says
+# createType CTYPE.
 made() {
-    name=$1 typearg=$2 sizearg=$3 cap=$4 ctype=$5 tid=$6 next=$7 kind=$8
-    shift 8
+    name=$1 typearg=$2 sizearg=$3 cap=$4 tname=$5 ctype=$6
+    shift 6
     expect 0 create -t "$typearg" -s "$sizearg" "$@" "$name"
-    contains out "created $name"
+    contains out "created $name: $tname, $cap bytes"
     expect 0 info --json "$name"
     cp out "$name.json"
     jcheck "$name.json" "
 assert j['path'] == '$name', j['path']
-assert j['type'] == '$ctype', j['type']
-assert j['type_id'] == $tid, j['type_id']
 assert j['capacity'] == $cap, j['capacity']
 assert isinstance(j['capacity_human'], str) and j['capacity_human']
-g = j['geometry']
-assert g is not None and all(isinstance(g[k], int) for k in ('cylinders', 'heads', 'sectors')), g
-assert g['heads'] > 0 and g['sectors'] > 0 and (g['cylinders'] > 0 or $cap < g['heads'] * g['sectors'] * 512), g
+assert j['logical_sector_size'] == 512 and j['physical_sector_size'] == 512, j
+for k in ('geometry', 'bios_geometry'):
+    g = j[k]
+    assert all(isinstance(g[x], int) for x in ('cylinders', 'heads', 'sectors')), g
+    assert g['heads'] > 0 and g['sectors'] > 0, g
+    assert g['cylinders'] > 0 or $cap < g['heads'] * g['sectors'] * 512, g
+assert j['adapter'] in ('ide', 'buslogic', 'lsilogic'), j
 assert j['uuid'] is None or isinstance(j['uuid'], str)
-assert len(j['links']) == 1
+assert j['num_links'] == 1 and len(j['links']) == 1, j
 l = j['links'][0]
-assert l['path'] == '$name' and l['create_type'] == '$ctype' and l['type_id'] == $tid, l
-assert l['parent_cid'] == 'ffffffff' and l['parent_hint'] is None, l
+assert l['path'] == '$name' and l['parent_hint'] is None, l
 assert len(l['cid']) == 8 and int(l['cid'], 16) != 0xffffffff, l['cid']
 assert l['capacity'] == $cap, l
-assert l['allocated_bytes'] >= 0
-assert len(l['extents']) == $next, l['extents']
-pos = 0
-for e in l['extents']:
-    assert e['kind'] == '$kind' and e['access'] == 'RW', e
-    assert e['start'] == pos and e['length'] > 0, e
-    pos += e['length']
-assert pos == $cap, pos
-if '$kind' == 'SPARSE':
-    assert l['grain_size'] == $GRAIN, l['grain_size']
-else:
-    assert l['grain_size'] == 0, l['grain_size']
+assert 0 <= l['allocated_bytes'] <= $cap and l['allocated_bytes'] == j['allocated_bytes'], l
 "
+    grep -a -q "^createType=\"$ctype\"" "$name" || die "$name: the descriptor does not say createType=$ctype"
+    ok
     expect 0 info "$name"
-    contains out "disk:         $name"
-    contains out "capacity:     $cap bytes"
-    contains out "chain:        1 link"
+    contains out "disk:          $name"
+    contains out "capacity:      $cap bytes"
+    contains out "chain:         1 link"
 }
 
-made s1.vmdk monolithicSparse 64M $((64 * MiB)) monolithicSparse 1 1 SPARSE
+# sizeof FILE: its size in bytes.
+sizeof() {
+    wc -c <"$1" | tr -d ' '
+}
+
+made s1.vmdk monolithicSparse 64M $((64 * MiB)) monolithicSparse monolithicSparse
 jcheck s1.vmdk.json "assert j['adapter'] == 'lsilogic' and j['hw_version'] == 4, j
 assert j['geometry']['heads'] == 255 and j['geometry']['sectors'] == 63, j['geometry']
 assert j['capacity_human'] == '64 MiB', j['capacity_human']
-assert j['links'][0]['extents'][0]['path'] == 's1.vmdk', j"
-contains out "type:         monolithicSparse"
-contains out "capacity:     67108864 bytes (64 MiB)"
-contains out "adapter:      lsilogic"
-made s2.vmdk sparse 1536K $((1536 * KiB)) monolithicSparse 1 1 SPARSE -a ide
+assert j['allocated_bytes'] == 0, j"
+contains out "capacity:      67108864 bytes (64 MiB)"
+contains out "adapter:       lsilogic"
+contains out "hw version:    4"
+made s2.vmdk sparse 1536K $((1536 * KiB)) monolithicSparse monolithicSparse -a ide
 jcheck s2.vmdk.json "assert j['adapter'] == 'ide' and j['geometry']['heads'] == 16, j"
-made s3.vmdk SPARSE 1000 1024 monolithicSparse 1 1 SPARSE
-made f1.vmdk monolithicFlat 10M $((10 * MiB)) monolithicFlat 2 1 FLAT -a buslogic --hwversion 7
+made s3.vmdk SPARSE 1000 1024 monolithicSparse monolithicSparse
+made f1.vmdk monolithicFlat 10M $((10 * MiB)) monolithicFlat monolithicFlat -a buslogic --hwversion 7
 jcheck f1.vmdk.json "assert j['adapter'] == 'buslogic' and j['hw_version'] == 7, j
-import os
-e = j['links'][0]['extents'][0]
-assert e['path'] != 'f1.vmdk' and os.path.getsize(e['path']) == $((10 * MiB)), e"
-made f2.vmdk flat 3M $((3 * MiB)) monolithicFlat 2 1 FLAT
-made p1.vmdk twoGbMaxExtentSparse 3G $((3072 * MiB)) twoGbMaxExtentSparse 3 2 SPARSE
-jcheck p1.vmdk.json "assert [e['length'] for e in j['links'][0]['extents']] == [$((2047 * MiB)), $((1025 * MiB))]"
-made p2.vmdk split-sparse 64M $((64 * MiB)) twoGbMaxExtentSparse 3 1 SPARSE
-made q1.vmdk twoGbMaxExtentFlat 5M $((5 * MiB)) twoGbMaxExtentFlat 4 1 FLAT
-made q2.vmdk split-flat 2M $((2 * MiB)) twoGbMaxExtentFlat 4 1 FLAT
-made v1.vmdk vmfs 8M $((8 * MiB)) vmfs 5 1 VMFS --adapter=lsilogic
-jcheck v1.vmdk.json "assert j['type_name'] == 'vmfs', j"
-made t1.vmdk vmfsThin 8M $((8 * MiB)) vmfs 7 1 VMFS
-jcheck t1.vmdk.json "assert j['type_name'] == 'vmfsThin', j"
-expect 0 info t1.vmdk
-contains out "type:         vmfs (vmfsThin)"
-made t2.vmdk thin 1G $((1024 * MiB)) vmfs 7 1 VMFS
+assert j['allocated_bytes'] == $((10 * MiB)), j"
+[ "$(sizeof f1-flat.vmdk)" -eq $((10 * MiB)) ] || die "f1-flat.vmdk is not 10 MiB"
+made f2.vmdk flat 3M $((3 * MiB)) monolithicFlat monolithicFlat
+made p1.vmdk twoGbMaxExtentSparse 3G $((3072 * MiB)) twoGbMaxExtentSparse twoGbMaxExtentSparse
+[ -f p1-s001.vmdk ] && [ -f p1-s002.vmdk ] && [ ! -e p1-s003.vmdk ] || die "p1.vmdk: not two extents"
+made p2.vmdk split-sparse 64M $((64 * MiB)) twoGbMaxExtentSparse twoGbMaxExtentSparse
+made q1.vmdk twoGbMaxExtentFlat 5M $((5 * MiB)) twoGbMaxExtentFlat twoGbMaxExtentFlat
+[ "$(sizeof q1-f001.vmdk)" -eq $((5 * MiB)) ] || die "q1-f001.vmdk is not 5 MiB"
+made q2.vmdk split-flat 2M $((2 * MiB)) twoGbMaxExtentFlat twoGbMaxExtentFlat
+made v1.vmdk vmfs 8M $((8 * MiB)) vmfs vmfs --adapter=lsilogic
+[ "$(sizeof v1-flat.vmdk)" -eq $((8 * MiB)) ] || die "v1-flat.vmdk is not 8 MiB"
+made t1.vmdk vmfsThin 8M $((8 * MiB)) vmfsThin vmfs
+grep -a -q '^ddb.thinProvisioned = "1"' t1.vmdk || die "t1.vmdk is not thin provisioned"
+ok
+made t2.vmdk thin 1G $((1024 * MiB)) vmfsThin vmfs
+made e1.vmdk stream 4M $((4 * MiB)) streamOptimized streamOptimized
+made x1.vmdk vmfsSparse 2M $((2 * MiB)) vmfsSparse vmfsSparse
 # Creating over an existing disk fails and leaves it intact.
 expect_error 1 "s1.vmdk" create -s 1M s1.vmdk
 expect 0 info --json s1.vmdk
 cmp -s out s1.vmdk.json || die "a failed create changed s1.vmdk"
+ok
+# A stream is read-only: writing to it fails with the reason.
+expect_error 1 "e1.vmdk" fill -l 1K e1.vmdk
+contains err "read-only"
+expect_error 1 "e1.vmdk" meta set e1.vmdk foo bar
 
 # ---- fill, checksum, map, dump on a sparse disk -----------------------------
 
@@ -527,18 +598,26 @@ contains out "created c1.vmdk"
 expect 0 info --json c1.vmdk
 cp out c1.json
 jcheck c1.json "
-assert j['type'] == 'monolithicSparse' and j['capacity'] == $((64 * MiB)), j
+assert j['capacity'] == $((64 * MiB)) and j['num_links'] == 2, j
 assert len(j['links']) == 2, j['links']
 c, p = j['links']
-assert c['path'] == 'c1.vmdk' and p['path'].endswith('s1.vmdk'), (c, p)
-assert c['parent_cid'] == p['cid'] and c['cid'] != p['cid'], (c, p)
-assert c['parent_hint'] == 's1.vmdk', c
-assert p['parent_cid'] == 'ffffffff' and p['parent_hint'] is None, p
+assert c['path'] == 'c1.vmdk' and p['path'] == 's1.vmdk', (c, p)
+assert c['cid'] != p['cid'] and len(c['cid']) == 8 and len(p['cid']) == 8, (c, p)
+assert c['parent_hint'] == 's1.vmdk' and p['parent_hint'] is None, (c, p)
 assert c['capacity'] == p['capacity'] == $((64 * MiB))
+assert c['allocated_bytes'] == 0 and p['allocated_bytes'] == j['allocated_bytes'] > 0, j
 "
+# The CIDs info shows are the descriptors' own (CID=, parentCID=).
+ccid=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["links"][0]["cid"])' c1.json)
+pcid=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["links"][1]["cid"])' c1.json)
+grep -a -q "^CID=$ccid" c1.vmdk || die "c1.vmdk: info's CID $ccid is not the descriptor's"
+grep -a -q "^parentCID=$pcid" c1.vmdk || die "c1.vmdk: its parentCID is not s1's CID $pcid"
+grep -a -q "^CID=$pcid" s1.vmdk || die "s1.vmdk: info's CID $pcid is not the descriptor's"
+ok
 expect 0 info c1.vmdk
-contains out "chain:        2 links"
-contains out "parent:     s1.vmdk"
+contains out "chain:         2 links"
+contains out "  parent:      s1.vmdk"
+contains out "  CID:         $ccid"
 same c1.vmdk s1.raw
 expect 0 map --single-link --json c1.vmdk
 mapcheck out $((64 * MiB)) $GRAIN ""
@@ -579,9 +658,11 @@ ok
 expect 0 snapshot -t split-sparse c1.vmdk g1.vmdk
 expect 0 info --json g1.vmdk
 jcheck out "
-assert j['type'] == 'twoGbMaxExtentSparse' and len(j['links']) == 3, j
-assert [l['path'].split('/')[-1] for l in j['links']] == ['g1.vmdk', 'c1.vmdk', 's1.vmdk'], j
-assert j['links'][0]['parent_cid'] == j['links'][1]['cid'], j"
+assert len(j['links']) == 3 and j['num_links'] == 3, j
+assert [l['path'] for l in j['links']] == ['g1.vmdk', 'c1.vmdk', 's1.vmdk'], j
+assert [l['parent_hint'] for l in j['links']] == ['c1.vmdk', 's1.vmdk', None], j"
+[ -f g1-s001.vmdk ] || die "snapshot -t split-sparse made no g1-s001.vmdk"
+ok
 same g1.vmdk c1.raw
 expect_error 1 "g1.vmdk" snapshot c1.vmdk g1.vmdk
 
@@ -594,5 +675,7 @@ expect 0 map --single-link --json c1.vmdk
 mapcheck out $((64 * MiB)) $GRAIN "$W2"
 mv s1-moved.vmdk s1.vmdk
 same c1.vmdk c1.raw
+
+. "$HERE/test_cli_ops.sh"
 
 echo "cli: all $CHECKS checks passed"

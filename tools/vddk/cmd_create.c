@@ -1,8 +1,8 @@
-/* cmd_create.c - `vddk create` and `vddk snapshot`: make new disks. */
+/* cmd_create.c - `vddk create` and `vddk snapshot`: make new disks with
+ * VixDiskLib_Create and VixDiskLib_CreateChild. */
 #include "vddk.h"
 
 #include <string.h>
-#include <strings.h>
 
 static int run_create(int argc, char **argv);
 static int run_snapshot(int argc, char **argv);
@@ -27,6 +27,9 @@ const struct vddk_cmd vddk_cmd_create = {
         "                         twoGbMaxExtentFlat    (alias: split-flat)\n"
         "                         vmfs\n"
         "                         vmfsThin              (alias: thin)\n"
+        "                         vmfsSparse\n"
+        "                         streamOptimized       (alias: stream; an empty\n"
+        "                                               stream, read-only)\n"
         "  -a, --adapter NAME   ide, buslogic or lsilogic (default lsilogic)\n"
         "      --hwversion N    virtual hardware version (default 4)\n"
         "  -h, --help           show this help\n",
@@ -41,7 +44,7 @@ const struct vddk_cmd vddk_cmd_snapshot = {
         "\n"
         "Create CHILD, a new sparse delta disk whose parent is PARENT.  Reads of\n"
         "CHILD fall through to PARENT where CHILD holds no data; writes to CHILD\n"
-        "leave PARENT unchanged.  PARENT is not modified.\n"
+        "leave PARENT unchanged.  PARENT is opened read-only and not modified.\n"
         "\n"
         "Options:\n"
         "  -t, --type TYPE  monolithicSparse (alias: sparse, the default) or\n"
@@ -49,53 +52,6 @@ const struct vddk_cmd vddk_cmd_snapshot = {
         "  -h, --help       show this help\n",
     .run = run_snapshot,
 };
-
-static const struct {
-    const char *name, *alias;
-    enum vmdk_type type;
-} type_names[] = {
-    { "monolithicSparse", "sparse", VMDK_TYPE_MONOLITHIC_SPARSE },
-    { "monolithicFlat", "flat", VMDK_TYPE_MONOLITHIC_FLAT },
-    { "twoGbMaxExtentSparse", "split-sparse", VMDK_TYPE_SPLIT_SPARSE },
-    { "twoGbMaxExtentFlat", "split-flat", VMDK_TYPE_SPLIT_FLAT },
-    { "vmfs", NULL, VMDK_TYPE_VMFS_FLAT },
-    { "vmfsThin", "thin", VMDK_TYPE_VMFS_THIN },
-};
-
-static enum vmdk_type parse_type(const char *text)
-{
-    for (size_t i = 0; i < sizeof type_names / sizeof type_names[0]; i++)
-        if (strcasecmp(text, type_names[i].name) == 0 ||
-            (type_names[i].alias != NULL && strcasecmp(text, type_names[i].alias) == 0))
-            return type_names[i].type;
-    return VMDK_TYPE_UNKNOWN;
-}
-
-static const char *type_text(enum vmdk_type t)
-{
-    for (size_t i = 0; i < sizeof type_names / sizeof type_names[0]; i++)
-        if (type_names[i].type == t)
-            return type_names[i].name;
-    const char *n = vmdk_type_name(t);
-    return n != NULL ? n : "unknown";
-}
-
-static const struct {
-    const char *name;
-    enum vmdk_adapter adapter;
-} adapter_names[] = {
-    { "ide", VMDK_ADAPTER_IDE },
-    { "buslogic", VMDK_ADAPTER_BUSLOGIC },
-    { "lsilogic", VMDK_ADAPTER_LSILOGIC },
-};
-
-static enum vmdk_adapter parse_adapter(const char *text)
-{
-    for (size_t i = 0; i < sizeof adapter_names / sizeof adapter_names[0]; i++)
-        if (strcasecmp(text, adapter_names[i].name) == 0)
-            return adapter_names[i].adapter;
-    return VMDK_ADAPTER_UNKNOWN;
-}
 
 static int run_create(int argc, char **argv)
 {
@@ -108,14 +64,15 @@ static int run_create(int argc, char **argv)
         { 0, NULL, 0, 0 },
     };
     const struct vddk_cmd *cmd = &vddk_cmd_create;
-    struct vmdk_create_params p;
+    VixDiskLibCreateParams p;
     struct vddk_optstate st;
     int have_size = 0, o, ret = VDDK_EXIT_OK;
-    uint64_t v;
+    uint64_t v, size = 0;
 
     memset(&p, 0, sizeof p);
-    p.type = VMDK_TYPE_MONOLITHIC_SPARSE;
-    p.adapter = VMDK_ADAPTER_LSILOGIC;
+    p.diskType = VIXDISKLIB_DISK_MONOLITHIC_SPARSE;
+    p.adapterType = VIXDISKLIB_ADAPTER_SCSI_LSILOGIC;
+    p.hwVersion = VIXDISKLIB_HWVERSION_WORKSTATION_5;
     if (vddk_opt_init(&st, argc, argv) < 0)
         return VDDK_EXIT_FAIL;
     while (ret == VDDK_EXIT_OK && (o = vddk_getopt(&st, opts, cmd)) != VDDK_OPT_END) {
@@ -127,20 +84,20 @@ static int run_create(int argc, char **argv)
             ret = VDDK_EXIT_USAGE;
             break;
         case OPT_TYPE:
-            p.type = parse_type(st.arg);
-            if (p.type == VMDK_TYPE_UNKNOWN)
+            p.diskType = vddk_parse_type(st.arg);
+            if (p.diskType == VIXDISKLIB_DISK_UNKNOWN)
                 ret = vddk_usage_error(cmd, "unknown disk type '%s'", st.arg);
             break;
         case OPT_ADAPTER:
-            p.adapter = parse_adapter(st.arg);
-            if (p.adapter == VMDK_ADAPTER_UNKNOWN)
+            p.adapterType = vddk_parse_adapter(st.arg);
+            if (p.adapterType == VIXDISKLIB_ADAPTER_UNKNOWN)
                 ret = vddk_usage_error(cmd, "unknown adapter '%s' (use ide, buslogic or lsilogic)",
                                        st.arg);
             break;
         case OPT_SIZE:
-            if (vddk_parse_size(st.arg, &p.capacity) < 0)
+            if (vddk_parse_size(st.arg, &size) < 0 || size > UINT64_MAX - 511)
                 ret = vddk_usage_error(cmd, "invalid size '%s'", st.arg);
-            else if (p.capacity == 0)
+            else if (size == 0)
                 ret = vddk_usage_error(cmd, "size must be greater than zero");
             else
                 have_size = 1;
@@ -149,39 +106,37 @@ static int run_create(int argc, char **argv)
             if (vddk_parse_uint(st.arg, 255, &v) < 0 || v == 0)
                 ret = vddk_usage_error(cmd, "invalid hardware version '%s' (1 to 255)", st.arg);
             else
-                p.hw_version = (int)v;
+                p.hwVersion = (uint16)v;
             break;
         }
     }
     if (ret == VDDK_EXIT_OK && !have_size)
         ret = vddk_usage_error(cmd, "missing -s SIZE");
-    if (ret == VDDK_EXIT_OK && st.noperands != 1) {
-        if (st.noperands == 0)
-            ret = vddk_usage_error(cmd, "missing DISK");
-        else
-            ret = vddk_usage_error(cmd, "expected one DISK, got %d arguments", st.noperands);
-    }
-    if (ret != VDDK_EXIT_OK) {
-        vddk_opt_free(&st);
-        return ret;
-    }
-    const char *path = st.operands[0];
+    if (ret == VDDK_EXIT_OK)
+        ret = vddk_operands(cmd, &st, 1, 1, "DISK");
+    const char *path = ret == VDDK_EXIT_OK ? st.operands[0] : NULL;
     vddk_opt_free(&st);
+    if (ret != VDDK_EXIT_OK)
+        return ret;
+    p.capacity = (size + VIXDISKLIB_SECTOR_SIZE - 1) / VIXDISKLIB_SECTOR_SIZE;
 
-    vd_err_clear();
-    int rc = vmdk_create(path, &p);
-    if (rc < 0)
-        return vddk_engine_error(rc, path);
-
-    /* Report what was made as the engine now reads it back. */
-    vmdk_disk *d;
-    if (vddk_open(path, VMDK_OPEN_RDONLY, &d) != 0)
+    VixDiskLibConnection c = vddk_conn();
+    if (!c)
         return VDDK_EXIT_FAIL;
-    uint64_t cap = vmdk_capacity(d);
-    if (vddk_close(d, path) != 0)
+    vddk_warn_clear();
+    VixError e = VixDiskLib_Create(c, path, &p, NULL, NULL);
+    if (e != VIX_OK)
+        return vddk_vix_error(e, path);
+
+    /* Report what was made as the library now reads it back. */
+    struct vddk_h d;
+    if (vddk_open(path, VIXDISKLIB_FLAG_OPEN_READ_ONLY, &d) != 0)
+        return VDDK_EXIT_FAIL;
+    uint64_t cap = d.capacity;
+    if (vddk_close(&d) != 0)
         return VDDK_EXIT_FAIL;
     char h[VDDK_HUMAN_LEN];
-    printf("created %s: %s, %llu bytes (%s)\n", path, type_text(p.type),
+    printf("created %s: %s, %llu bytes (%s)\n", path, vddk_type_name(p.diskType),
            (unsigned long long)cap, vddk_human(cap, h));
     return VDDK_EXIT_OK;
 }
@@ -195,7 +150,7 @@ static int run_snapshot(int argc, char **argv)
     };
     const struct vddk_cmd *cmd = &vddk_cmd_snapshot;
     struct vddk_optstate st;
-    enum vmdk_type type = VMDK_TYPE_MONOLITHIC_SPARSE;
+    VixDiskLibDiskType type = VIXDISKLIB_DISK_MONOLITHIC_SPARSE;
     int o, ret = VDDK_EXIT_OK;
 
     if (vddk_opt_init(&st, argc, argv) < 0)
@@ -209,27 +164,31 @@ static int run_snapshot(int argc, char **argv)
             ret = VDDK_EXIT_USAGE;
             break;
         case OPT_TYPE:
-            type = parse_type(st.arg);
-            if (type != VMDK_TYPE_MONOLITHIC_SPARSE && type != VMDK_TYPE_SPLIT_SPARSE)
+            type = vddk_parse_type(st.arg);
+            if (type != VIXDISKLIB_DISK_MONOLITHIC_SPARSE && type != VIXDISKLIB_DISK_SPLIT_SPARSE)
                 ret = vddk_usage_error(cmd, "child type must be monolithicSparse or "
                                             "twoGbMaxExtentSparse, not '%s'", st.arg);
             break;
         }
     }
-    if (ret == VDDK_EXIT_OK && st.noperands != 2)
-        ret = vddk_usage_error(cmd, "expected PARENT and CHILD, got %d argument%s",
-                               st.noperands, st.noperands == 1 ? "" : "s");
-    if (ret != VDDK_EXIT_OK) {
-        vddk_opt_free(&st);
-        return ret;
-    }
-    const char *parent = st.operands[0], *child = st.operands[1];
+    if (ret == VDDK_EXIT_OK)
+        ret = vddk_operands(cmd, &st, 2, 2, "PARENT and CHILD");
+    const char *parent = ret == VDDK_EXIT_OK ? st.operands[0] : NULL;
+    const char *child = ret == VDDK_EXIT_OK ? st.operands[1] : NULL;
     vddk_opt_free(&st);
+    if (ret != VDDK_EXIT_OK)
+        return ret;
 
-    vd_err_clear();
-    int rc = vmdk_create_child(child, parent, type);
-    if (rc < 0)
-        return vddk_engine_error(rc, child);
-    printf("created %s: %s child of %s\n", child, type_text(type), parent);
-    return VDDK_EXIT_OK;
+    struct vddk_h d;
+    if (vddk_open(parent, VIXDISKLIB_FLAG_OPEN_READ_ONLY, &d) != 0)
+        return VDDK_EXIT_FAIL;
+    vddk_warn_clear();
+    VixError e = VixDiskLib_CreateChild(d.h, child, type, NULL, NULL);
+    if (e != VIX_OK)
+        ret = vddk_vix_error(e, child);
+    if (vddk_close(&d) != 0 && ret == VDDK_EXIT_OK)
+        ret = VDDK_EXIT_FAIL;
+    if (ret == VDDK_EXIT_OK)
+        printf("created %s: %s child of %s\n", child, vddk_type_name(type), parent);
+    return ret;
 }

@@ -1,4 +1,7 @@
-/* cmd_info.c - `vddk info`: describe a disk and every link of its chain. */
+/* cmd_info.c - `vddk info`: describe a disk and every link of its chain,
+ * as far as the public API tells: GetInfo of the chain, ddb keys, and each
+ * link opened on its own (SINGLE_LINK) for its parent hint, content ID and
+ * allocation. */
 #include "vddk.h"
 
 #include <stdlib.h>
@@ -8,222 +11,210 @@ static int run_info(int argc, char **argv);
 
 const struct vddk_cmd vddk_cmd_info = {
     .name = "info",
-    .summary = "show type, capacity, geometry, chain and extents of a disk",
+    .summary = "show capacity, geometry, adapter, uuid and the chain of a disk",
     .help =
         "usage: vddk info [--json] DISK\n"
         "\n"
-        "Show what DISK is: its type, capacity, geometry, adapter, hardware\n"
-        "version and uuid, then each link of its chain from DISK down to the\n"
-        "base disk with the link's path, CID, parentCID, createType, allocated\n"
-        "size and extents.  The type is the createType text, followed by the\n"
-        "type it is taken as when that differs: \"vmfs (vmfsThin)\" for a vmfs\n"
-        "disk with ddb.thinProvisioned = \"1\".  The disk is opened read-only.\n"
+        "Show what libvixDiskLib reports about DISK: capacity, sector sizes,\n"
+        "physical and BIOS geometry, adapter, virtual hardware version\n"
+        "(ddb.virtualHWVersion), uuid, the data allocated in the whole chain, and\n"
+        "each link of the chain from DISK down to its base disk: the link's\n"
+        "path, parent file name hint, content ID, capacity and the data it\n"
+        "holds itself.  Each link is opened on its own (SINGLE_LINK) to learn\n"
+        "this; the path of a parent is its hint, relative to the directory of\n"
+        "the child.  The content ID is the one recorded at the end of\n"
+        "ddb.longContentID (\"unknown\" for disks without it).  Allocation is\n"
+        "counted in 64 KiB chunks that hold data.  The disk is opened read-only.\n"
         "\n"
         "Options:\n"
-        "  --json      print one JSON object instead of text\n"
+        "  --json      print one JSON object instead of text (see vddk(1))\n"
         "  -h, --help  show this help\n",
     .run = run_info,
 };
 
-struct info {
-    const char *path;
-    uint64_t capacity;
-    int have_geometry;
-    struct vmdk_geometry geo;
-    char geo_error[256];
-    enum vmdk_adapter adapter;
-    int hw_version;
-    char *uuid; /* NULL when the disk has no ddb.uuid */
-    int nlinks;
+struct link {
+    char *path;
+    char *hint;            /* parentFileNameHint, or NULL */
+    char *cid;             /* 8 hex digits, or NULL */
+    uint64_t capacity, allocated;
 };
 
-static const char *adapter_text(enum vmdk_adapter a)
-{
-    const char *n = a == VMDK_ADAPTER_UNKNOWN ? NULL : vmdk_adapter_name(a);
-    return n != NULL ? n : "unknown";
-}
+struct info {
+    const char *path;
+    uint64_t capacity, allocated;
+    VixDiskLibInfo *gi;
+    char *hw;              /* ddb.virtualHWVersion or NULL */
+    int nlinks;
+    struct link *links;
+};
 
-static const char *null_or(const char *s, const char *dflt)
+/* Bytes of [0, capacity) in chunks that hold data. */
+static int allocated(struct vddk_h *d, uint64_t *out)
 {
-    return s != NULL ? s : dflt;
-}
-
-/* "vmfs", or "vmfs (vmfsThin)" when the engine's type (which also reads
- * ddb.thinProvisioned) has a name other than the createType text. */
-static const char *type_text(const struct vmdk_link_info *li, char *buf, size_t n)
-{
-    const char *ct = li->create_type;
-    const char *tn = li->type != VMDK_TYPE_UNKNOWN ? vmdk_type_name(li->type) : NULL;
-    if (ct == NULL)
-        return null_or(tn, "unknown");
-    if (tn == NULL || strcmp(tn, ct) == 0)
-        return ct;
-    snprintf(buf, n, "%s (%s)", ct, tn);
-    return buf;
-}
-
-/* Kinds of extent that map a byte range of a plain file. */
-static int has_file_offset(const struct vmdk_extent_info *e)
-{
-    return e->kind != NULL &&
-           (strcmp(e->kind, "FLAT") == 0 || strcmp(e->kind, "VMFS") == 0 ||
-            strcmp(e->kind, "VMFSRDM") == 0 || strcmp(e->kind, "VMFSRAW") == 0);
-}
-
-static int print_text(vmdk_disk *d, const struct info *in)
-{
-    char h[VDDK_HUMAN_LEN];
-    struct vmdk_link_info top;
-    int rc = vmdk_link_info(d, 0, &top);
+    struct vddk_runs r;
+    uint64_t off, len, total = 0;
+    int data, rc;
+    VixError e = VIX_OK;
+    vddk_runs_init(&r, d->h, d->capacity, 0, d->capacity);
+    while ((rc = vddk_runs_next(&r, &off, &len, &data, &e)) > 0)
+        if (data)
+            total += len;
+    vddk_runs_free(&r);
     if (rc < 0)
-        return vddk_engine_error(rc, in->path);
+        return vddk_vix_error(e, d->path);
+    *out = total;
+    return 0;
+}
 
-    printf("disk:         %s\n", in->path);
-    char tb[128];
-    printf("type:         %s\n", type_text(&top, tb, sizeof tb));
-    printf("capacity:     %llu bytes (%s)\n", (unsigned long long)in->capacity,
-           vddk_human(in->capacity, h));
-    if (in->have_geometry)
-        printf("geometry:     %u cylinders, %u heads, %u sectors\n",
-               in->geo.cylinders, in->geo.heads, in->geo.sectors);
-    else if (in->geo_error[0] != '\0')
-        printf("geometry:     unknown (%s)\n", in->geo_error);
-    else
-        printf("geometry:     unknown\n");
-    printf("adapter:      %s\n", adapter_text(in->adapter));
-    if (in->hw_version > 0)
-        printf("hw version:   %d\n", in->hw_version);
-    else
-        printf("hw version:   unknown\n");
-    printf("uuid:         %s\n", in->uuid != NULL ? in->uuid : "(none)");
-    printf("chain:        %d link%s\n", in->nlinks, in->nlinks == 1 ? "" : "s");
+/* The content ID recorded at the end of ddb.longContentID. */
+static int read_cid(struct vddk_h *d, char **out)
+{
+    char *lc;
+    *out = NULL;
+    int rc = vddk_meta_read(d->h, d->path, "longContentID", &lc);
+    if (rc != 0)
+        return rc == 1 ? 0 : rc;
+    size_t n = strlen(lc);
+    if (n >= 8 && strspn(lc + n - 8, "0123456789abcdefABCDEF") == 8)
+        *out = strdup(lc + n - 8);
+    free(lc);
+    return 0;
+}
 
-    for (int l = 0; l < in->nlinks; l++) {
-        struct vmdk_link_info li;
-        rc = vmdk_link_info(d, l, &li);
-        if (rc < 0)
-            return vddk_engine_error(rc, in->path);
-        printf("\nlink %d:       %s\n", l, li.path);
-        printf("  createType: %s\n", type_text(&li, tb, sizeof tb));
-        printf("  CID:        %08x\n", li.cid);
-        if (li.parent_cid == 0xffffffffu)
-            printf("  parentCID:  ffffffff (no parent)\n");
-        else
-            printf("  parentCID:  %08x\n", li.parent_cid);
-        if (li.parent_hint != NULL)
-            printf("  parent:     %s\n", li.parent_hint);
-        printf("  capacity:   %llu bytes (%s)\n", (unsigned long long)li.capacity,
-               vddk_human(li.capacity, h));
-        if (li.grain_size != 0)
-            printf("  grain size: %s\n", vddk_human(li.grain_size, h));
-        printf("  allocated:  %llu bytes (%s)\n", (unsigned long long)li.allocated_bytes,
-               vddk_human(li.allocated_bytes, h));
-        for (int e = 0; e < li.num_extents; e++) {
-            struct vmdk_extent_info ei;
-            rc = vmdk_extent_info(d, l, e, &ei);
-            if (rc < 0)
-                return vddk_engine_error(rc, in->path);
-            printf("  extent %d:   %s %s %s, bytes %llu+%llu (%s)", e,
-                   null_or(ei.access, "?"), null_or(ei.kind, "?"),
-                   null_or(ei.path, "(none)"), (unsigned long long)ei.start,
-                   (unsigned long long)ei.length, vddk_human(ei.length, h));
-            if (has_file_offset(&ei))
-                printf(", file offset %llu", (unsigned long long)ei.file_offset);
-            putchar('\n');
-        }
+/* parent's path: hint as is when absolute or when child has no directory,
+ * else in child's directory. */
+static char *parent_path(const char *child, const char *hint)
+{
+    const char *slash = strrchr(child, '/');
+    if (hint[0] == '/' || !slash)
+        return strdup(hint);
+    size_t dl = (size_t)(slash - child) + 1;
+    char *p = malloc(dl + strlen(hint) + 1);
+    if (p) {
+        memcpy(p, child, dl);
+        strcpy(p + dl, hint);
     }
-    return VDDK_EXIT_OK;
+    return p;
 }
 
-static int print_json(vmdk_disk *d, const struct info *in)
+static int collect_links(struct info *in)
 {
-    char h[VDDK_HUMAN_LEN];
-    struct vmdk_link_info top;
-    int rc = vmdk_link_info(d, 0, &top);
-    if (rc < 0)
-        return vddk_engine_error(rc, in->path);
-
-    /* Collect everything before printing so that a failure leaves no
-     * half-written JSON on stdout. */
-    struct vmdk_link_info *links = calloc((size_t)in->nlinks, sizeof *links);
-    if (links == NULL)
+    in->links = calloc((size_t)(in->nlinks > 0 ? in->nlinks : 1), sizeof *in->links);
+    if (!in->links)
         return vddk_fail("out of memory");
-    for (int l = 0; l < in->nlinks; l++) {
-        rc = vmdk_link_info(d, l, &links[l]);
-        if (rc < 0) {
-            free(links);
-            return vddk_engine_error(rc, in->path);
-        }
-        for (int e = 0; e < links[l].num_extents; e++) {
-            struct vmdk_extent_info ei;
-            rc = vmdk_extent_info(d, l, e, &ei);
-            if (rc < 0) {
-                free(links);
-                return vddk_engine_error(rc, in->path);
-            }
+    char *cur = strdup(in->path);
+    if (!cur)
+        return vddk_fail("out of memory");
+    for (int i = 0; i < in->nlinks; i++) {
+        struct link *l = &in->links[i];
+        l->path = cur;
+        struct vddk_h d;
+        if (vddk_open(cur, VIXDISKLIB_FLAG_OPEN_READ_ONLY | VIXDISKLIB_FLAG_OPEN_SINGLE_LINK,
+                      &d) != 0)
+            return VDDK_EXIT_FAIL;
+        l->capacity = d.capacity;
+        int ret = allocated(&d, &l->allocated);
+        if (ret == 0)
+            ret = read_cid(&d, &l->cid);
+        if (ret == 0 && d.info->parentFileNameHint && d.info->parentFileNameHint[0] &&
+            !(l->hint = strdup(d.info->parentFileNameHint)))
+            ret = vddk_fail("out of memory");
+        if (vddk_close(&d) != 0 && ret == 0)
+            ret = VDDK_EXIT_FAIL;
+        if (ret != 0)
+            return ret;
+        if (i + 1 < in->nlinks) {
+            if (!l->hint)
+                return vddk_fail("%s: the chain has %d links but link %d (%s) has no parent",
+                                 in->path, in->nlinks, i, cur);
+            if (!(cur = parent_path(cur, l->hint)))
+                return vddk_fail("out of memory");
         }
     }
+    return 0;
+}
 
+static void geo_text(const char *label, const VixDiskLibGeometry *g)
+{
+    printf("%-15s%u cylinders, %u heads, %u sectors\n", label, g->cylinders, g->heads,
+           g->sectors);
+}
+
+static void print_text(const struct info *in)
+{
+    char h[VDDK_HUMAN_LEN];
+    const VixDiskLibInfo *gi = in->gi;
+    printf("disk:          %s\n", in->path);
+    printf("capacity:      %llu bytes (%s)\n", (unsigned long long)in->capacity,
+           vddk_human(in->capacity, h));
+    printf("sector size:   %u bytes logical, %u physical\n",
+           gi->logicalSectorSize ? gi->logicalSectorSize : 512,
+           gi->physicalSectorSize ? gi->physicalSectorSize : 512);
+    geo_text("geometry:", &gi->physGeo);
+    geo_text("BIOS geometry:", &gi->biosGeo);
+    printf("adapter:       %s\n", vddk_adapter_name(gi->adapterType));
+    printf("hw version:    %s\n", in->hw ? in->hw : "unknown");
+    printf("uuid:          %s\n", gi->uuid && gi->uuid[0] ? gi->uuid : "(none)");
+    printf("allocated:     %llu bytes (%s) in the chain\n", (unsigned long long)in->allocated,
+           vddk_human(in->allocated, h));
+    printf("chain:         %d link%s\n", in->nlinks, in->nlinks == 1 ? "" : "s");
+    for (int i = 0; i < in->nlinks; i++) {
+        const struct link *l = &in->links[i];
+        printf("\nlink %d:        %s\n", i, l->path);
+        printf("  CID:         %s\n", l->cid ? l->cid : "unknown");
+        printf("  parent:      %s\n", l->hint ? l->hint : "(none: base disk)");
+        printf("  capacity:    %llu bytes (%s)\n", (unsigned long long)l->capacity,
+               vddk_human(l->capacity, h));
+        printf("  allocated:   %llu bytes (%s)\n", (unsigned long long)l->allocated,
+               vddk_human(l->allocated, h));
+    }
+}
+
+static void geo_json(const char *key, const VixDiskLibGeometry *g)
+{
+    printf(",\n  \"%s\": {\"cylinders\": %u, \"heads\": %u, \"sectors\": %u}", key,
+           g->cylinders, g->heads, g->sectors);
+}
+
+static void print_json(const struct info *in)
+{
+    char h[VDDK_HUMAN_LEN];
+    const VixDiskLibInfo *gi = in->gi;
     fputs("{\n  \"path\": ", stdout);
     vddk_json_str(stdout, in->path);
-    fputs(",\n  \"type\": ", stdout);
-    vddk_json_str(stdout, top.create_type);
-    fputs(",\n  \"type_name\": ", stdout);
-    vddk_json_str(stdout, top.type != VMDK_TYPE_UNKNOWN ? vmdk_type_name(top.type) : NULL);
-    printf(",\n  \"type_id\": %d", (int)top.type);
     printf(",\n  \"capacity\": %llu", (unsigned long long)in->capacity);
     fputs(",\n  \"capacity_human\": ", stdout);
     vddk_json_str(stdout, vddk_human(in->capacity, h));
-    if (in->have_geometry)
-        printf(",\n  \"geometry\": {\"cylinders\": %u, \"heads\": %u, \"sectors\": %u}",
-               in->geo.cylinders, in->geo.heads, in->geo.sectors);
-    else
-        fputs(",\n  \"geometry\": null", stdout);
+    printf(",\n  \"logical_sector_size\": %u,\n  \"physical_sector_size\": %u",
+           gi->logicalSectorSize ? gi->logicalSectorSize : 512,
+           gi->physicalSectorSize ? gi->physicalSectorSize : 512);
+    geo_json("geometry", &gi->physGeo);
+    geo_json("bios_geometry", &gi->biosGeo);
     fputs(",\n  \"adapter\": ", stdout);
-    vddk_json_str(stdout, adapter_text(in->adapter));
-    if (in->hw_version > 0)
-        printf(",\n  \"hw_version\": %d", in->hw_version);
+    vddk_json_str(stdout, vddk_adapter_name(gi->adapterType));
+    char *end = NULL;
+    long hw = in->hw ? strtol(in->hw, &end, 10) : 0;
+    if (in->hw && end != in->hw && *end == '\0' && hw > 0)
+        printf(",\n  \"hw_version\": %ld", hw);
     else
         fputs(",\n  \"hw_version\": null", stdout);
     fputs(",\n  \"uuid\": ", stdout);
-    vddk_json_str(stdout, in->uuid);
+    vddk_json_str(stdout, gi->uuid && gi->uuid[0] ? gi->uuid : NULL);
+    printf(",\n  \"allocated_bytes\": %llu", (unsigned long long)in->allocated);
+    printf(",\n  \"num_links\": %d", in->nlinks);
     fputs(",\n  \"links\": [", stdout);
-    for (int l = 0; l < in->nlinks; l++) {
-        const struct vmdk_link_info *li = &links[l];
-        fputs(l ? ",\n    {" : "\n    {", stdout);
-        fputs("\"path\": ", stdout);
-        vddk_json_str(stdout, li->path);
-        fputs(", \"create_type\": ", stdout);
-        vddk_json_str(stdout, li->create_type);
-        fputs(", \"type_name\": ", stdout);
-        vddk_json_str(stdout, li->type != VMDK_TYPE_UNKNOWN ? vmdk_type_name(li->type) : NULL);
-        printf(", \"type_id\": %d, \"cid\": \"%08x\", \"parent_cid\": \"%08x\", ",
-               (int)li->type, li->cid, li->parent_cid);
-        fputs("\"parent_hint\": ", stdout);
-        vddk_json_str(stdout, li->parent_hint);
-        printf(", \"capacity\": %llu, \"grain_size\": %u, \"allocated_bytes\": %llu",
-               (unsigned long long)li->capacity, li->grain_size,
-               (unsigned long long)li->allocated_bytes);
-        fputs(", \"extents\": [", stdout);
-        for (int e = 0; e < li->num_extents; e++) {
-            struct vmdk_extent_info ei;
-            vmdk_extent_info(d, l, e, &ei); /* succeeded above */
-            fputs(e ? ",\n      {" : "\n      {", stdout);
-            fputs("\"path\": ", stdout);
-            vddk_json_str(stdout, ei.path);
-            fputs(", \"kind\": ", stdout);
-            vddk_json_str(stdout, ei.kind);
-            fputs(", \"access\": ", stdout);
-            vddk_json_str(stdout, ei.access);
-            printf(", \"start\": %llu, \"length\": %llu, \"file_offset\": %llu}",
-                   (unsigned long long)ei.start, (unsigned long long)ei.length,
-                   (unsigned long long)ei.file_offset);
-        }
-        fputs(li->num_extents ? "\n    ]}" : "]}", stdout);
+    for (int i = 0; i < in->nlinks; i++) {
+        const struct link *l = &in->links[i];
+        fputs(i ? ",\n    {\"path\": " : "\n    {\"path\": ", stdout);
+        vddk_json_str(stdout, l->path);
+        fputs(", \"parent_hint\": ", stdout);
+        vddk_json_str(stdout, l->hint);
+        fputs(", \"cid\": ", stdout);
+        vddk_json_str(stdout, l->cid);
+        printf(", \"capacity\": %llu, \"allocated_bytes\": %llu}",
+               (unsigned long long)l->capacity, (unsigned long long)l->allocated);
     }
-    fputs("\n  ]\n}\n", stdout);
-    free(links);
-    return VDDK_EXIT_OK;
+    fputs(in->nlinks ? "\n  ]\n}\n" : "]\n}\n", stdout);
 }
 
 static int run_info(int argc, char **argv)
@@ -235,65 +226,60 @@ static int run_info(int argc, char **argv)
     };
     const struct vddk_cmd *cmd = &vddk_cmd_info;
     struct vddk_optstate st;
-    int json = 0, o;
+    int json = 0, o, ret = VDDK_EXIT_OK;
 
     if (vddk_opt_init(&st, argc, argv) < 0)
         return VDDK_EXIT_FAIL;
-    while ((o = vddk_getopt(&st, opts, cmd)) != VDDK_OPT_END) {
+    while (ret == VDDK_EXIT_OK && (o = vddk_getopt(&st, opts, cmd)) != VDDK_OPT_END) {
         if (o == VDDK_OPT_HELP) {
             vddk_opt_free(&st);
             return vddk_print_help(cmd, stdout);
         }
-        if (o == VDDK_OPT_ERROR) {
-            vddk_opt_free(&st);
-            return VDDK_EXIT_USAGE;
-        }
-        if (o == OPT_JSON)
+        if (o == VDDK_OPT_ERROR)
+            ret = VDDK_EXIT_USAGE;
+        else if (o == OPT_JSON)
             json = 1;
     }
-    if (st.noperands != 1) {
-        int n = st.noperands;
-        vddk_opt_free(&st);
-        if (n == 0)
-            return vddk_usage_error(cmd, "missing DISK");
-        return vddk_usage_error(cmd, "expected one DISK, got %d arguments", n);
-    }
+    if (ret == VDDK_EXIT_OK)
+        ret = vddk_operands(cmd, &st, 1, 1, "DISK");
     struct info in;
     memset(&in, 0, sizeof in);
-    in.path = st.operands[0];
-    vddk_opt_free(&st);
-
-    vmdk_disk *d;
-    if (vddk_open(in.path, VMDK_OPEN_RDONLY, &d) != 0)
-        return VDDK_EXIT_FAIL;
-
-    in.capacity = vmdk_capacity(d);
-    in.nlinks = vmdk_num_links(d);
-    vd_err_clear();
-    if (vmdk_geometry(d, &in.geo) == 0)
-        in.have_geometry = 1;
-    else
-        snprintf(in.geo_error, sizeof in.geo_error, "%s", vd_err_msg());
-    in.adapter = vmdk_adapter_type(d);
-    in.hw_version = vmdk_hw_version(d);
-
-    int ret;
-    vd_err_clear();
-    int rc = vmdk_meta_get(d, "uuid", &in.uuid);
-    if (rc == -VD_E_NOTFOUND_KEY) {
-        in.uuid = NULL;
-        ret = VDDK_EXIT_OK;
-    } else if (rc < 0) {
-        in.uuid = NULL;
-        ret = vddk_engine_error(rc, in.path);
-    } else {
-        ret = VDDK_EXIT_OK;
-    }
     if (ret == VDDK_EXIT_OK)
-        ret = json ? print_json(d, &in) : print_text(d, &in);
+        in.path = st.operands[0];
+    vddk_opt_free(&st);
+    if (ret != VDDK_EXIT_OK)
+        return ret;
 
-    free(in.uuid);
-    if (vddk_close(d, in.path) != 0 && ret == VDDK_EXIT_OK)
+    struct vddk_h d;
+    if (vddk_open(in.path, VIXDISKLIB_FLAG_OPEN_READ_ONLY, &d) != 0)
+        return VDDK_EXIT_FAIL;
+    in.capacity = d.capacity;
+    in.gi = d.info;
+    in.nlinks = d.info->numLinks > 0 ? d.info->numLinks : 1;
+    ret = vddk_meta_read(d.h, in.path, "virtualHWVersion", &in.hw);
+    if (ret == 1)
+        ret = 0;
+    if (ret == 0)
+        ret = allocated(&d, &in.allocated);
+    /* The chain handle stays open (read-only: shared locks) while each
+     * link is opened on its own. */
+    if (ret == 0)
+        ret = collect_links(&in);
+    if (ret == 0) {
+        if (json)
+            print_json(&in);
+        else
+            print_text(&in);
+    }
+    if (vddk_close(&d) != 0 && ret == 0)
         ret = VDDK_EXIT_FAIL;
+    if (in.links)
+        for (int i = 0; i < in.nlinks; i++) {
+            free(in.links[i].path);
+            free(in.links[i].hint);
+            free(in.links[i].cid);
+        }
+    free(in.links);
+    free(in.hw);
     return ret;
 }

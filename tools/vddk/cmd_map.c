@@ -1,4 +1,5 @@
-/* cmd_map.c - `vddk map`: allocation status of a disk's byte ranges. */
+/* cmd_map.c - `vddk map`: which byte ranges of a disk hold data, from
+ * VixDiskLib_QueryAllocatedBlocks. */
 #include "vddk.h"
 
 #include <stdlib.h>
@@ -8,16 +9,18 @@ static int run_map(int argc, char **argv);
 
 const struct vddk_cmd vddk_cmd_map = {
     .name = "map",
-    .summary = "list the data, zero and hole ranges of a disk",
+    .summary = "list the ranges of a disk that hold data",
     .help =
         "usage: vddk map [--json] [--single-link] DISK\n"
         "\n"
         "List the ranges of DISK with their allocation status, merging adjacent\n"
         "ranges of the same status:\n"
         "  data  data is stored (it may happen to be zeros)\n"
-        "  zero  reads as zeros without stored data (zeroed grain, ZERO extent)\n"
-        "  hole  nothing is stored in the chain: reads as zeros\n"
-        "The status comes from metadata only; no data is read.  The disk is\n"
+        "  hole  no data is stored in the chain (unallocated or zeroed grains):\n"
+        "        reads as zeros\n"
+        "The status comes from VixDiskLib_QueryAllocatedBlocks in chunks of\n"
+        "64 KiB, so a range starts and ends on a 64 KiB boundary (or at the end\n"
+        "of the disk).  No data is read.  Flat disks are all data.  The disk is\n"
         "opened read-only.\n"
         "\n"
         "Options:\n"
@@ -30,61 +33,50 @@ const struct vddk_cmd vddk_cmd_map = {
 
 struct run {
     uint64_t start, length;
-    int status;
+    int data;
 };
 
-static const char *status_name(int s)
+static const char *status_name(int data)
 {
-    switch (s) {
-    case VMDK_DATA: return "data";
-    case VMDK_ZERO: return "zero";
-    case VMDK_HOLE: return "hole";
-    default: return NULL;
-    }
+    return data ? "data" : "hole";
 }
 
 /* Fill *out with the merged runs of [0, capacity). */
-static int collect(vmdk_disk *d, const char *path, int single_link,
-                   struct run **out, size_t *nout)
+static int collect(struct vddk_h *d, struct run **out, size_t *nout)
 {
-    uint64_t cap = vmdk_capacity(d), off = 0;
     struct run *runs = NULL;
     size_t n = 0, alloc = 0;
+    struct vddk_runs r;
+    uint64_t off, len;
+    int data, rc;
+    VixError e = VIX_OK;
 
-    while (off < cap) {
-        uint64_t len = 0;
-        int status = -1;
-        vd_err_clear();
-        int rc = vmdk_block_status(d, off, cap - off, single_link, &len, &status);
-        if (rc < 0) {
-            free(runs);
-            return vddk_engine_error(rc, path);
-        }
-        if (len == 0 || len > cap - off || status_name(status) == NULL) {
-            free(runs);
-            return vddk_fail("%s: block status at offset %llu returned an invalid run "
-                             "(length %llu, status %d)", path,
-                             (unsigned long long)off, (unsigned long long)len, status);
-        }
-        if (n > 0 && runs[n - 1].status == status) {
+    vddk_runs_init(&r, d->h, d->capacity, 0, d->capacity);
+    while ((rc = vddk_runs_next(&r, &off, &len, &data, &e)) > 0) {
+        if (n > 0 && runs[n - 1].data == data) {
             runs[n - 1].length += len;
-        } else {
-            if (n == alloc) {
-                size_t na = alloc ? alloc * 2 : 64;
-                struct run *r = realloc(runs, na * sizeof *r);
-                if (r == NULL) {
-                    free(runs);
-                    return vddk_fail("out of memory");
-                }
-                runs = r;
-                alloc = na;
-            }
-            runs[n].start = off;
-            runs[n].length = len;
-            runs[n].status = status;
-            n++;
+            continue;
         }
-        off += len;
+        if (n == alloc) {
+            size_t na = alloc ? alloc * 2 : 64;
+            struct run *nr = realloc(runs, na * sizeof *nr);
+            if (nr == NULL) {
+                vddk_runs_free(&r);
+                free(runs);
+                return vddk_fail("out of memory");
+            }
+            runs = nr;
+            alloc = na;
+        }
+        runs[n].start = off;
+        runs[n].length = len;
+        runs[n].data = data;
+        n++;
+    }
+    vddk_runs_free(&r);
+    if (rc < 0) {
+        free(runs);
+        return vddk_vix_error(e, d->path);
     }
     *out = runs;
     *nout = n;
@@ -97,7 +89,7 @@ static void print_json(const struct run *runs, size_t n)
     for (size_t i = 0; i < n; i++)
         printf("%s{\"start\": %llu, \"length\": %llu, \"type\": \"%s\"}",
                i ? ",\n " : "", (unsigned long long)runs[i].start,
-               (unsigned long long)runs[i].length, status_name(runs[i].status));
+               (unsigned long long)runs[i].length, status_name(runs[i].data));
     puts("]");
 }
 
@@ -105,20 +97,19 @@ static void print_table(const struct run *runs, size_t n, const char *path,
                         uint64_t cap, int single_link)
 {
     char h[VDDK_HUMAN_LEN];
-    uint64_t total[3] = { 0, 0, 0 };
+    uint64_t total[2] = { 0, 0 };
 
     printf("%-20s %-20s %-6s %s\n", "start", "length", "status", "size");
     for (size_t i = 0; i < n; i++) {
         printf("%-20llu %-20llu %-6s %s\n", (unsigned long long)runs[i].start,
-               (unsigned long long)runs[i].length, status_name(runs[i].status),
+               (unsigned long long)runs[i].length, status_name(runs[i].data),
                vddk_human(runs[i].length, h));
-        total[runs[i].status] += runs[i].length;
+        total[runs[i].data] += runs[i].length;
     }
     printf("%s%s: %llu bytes (%s): ", path, single_link ? " (this link only)" : "",
            (unsigned long long)cap, vddk_human(cap, h));
-    printf("data %s, ", vddk_human(total[VMDK_DATA], h));
-    printf("zero %s, ", vddk_human(total[VMDK_ZERO], h));
-    printf("hole %s\n", vddk_human(total[VMDK_HOLE], h));
+    printf("data %s, ", vddk_human(total[1], h));
+    printf("hole %s\n", vddk_human(total[0], h));
 }
 
 static int run_map(int argc, char **argv)
@@ -149,32 +140,28 @@ static int run_map(int argc, char **argv)
         else if (o == OPT_SINGLE)
             single = 1;
     }
-    if (st.noperands != 1) {
-        int n = st.noperands;
-        vddk_opt_free(&st);
-        if (n == 0)
-            return vddk_usage_error(cmd, "missing DISK");
-        return vddk_usage_error(cmd, "expected one DISK, got %d arguments", n);
-    }
-    const char *path = st.operands[0];
+    int ret = vddk_operands(cmd, &st, 1, 1, "DISK");
+    const char *path = ret == VDDK_EXIT_OK ? st.operands[0] : NULL;
     vddk_opt_free(&st);
+    if (ret != VDDK_EXIT_OK)
+        return ret;
 
-    vmdk_disk *d;
-    unsigned flags = VMDK_OPEN_RDONLY | (single ? VMDK_OPEN_SINGLE_LINK : 0);
+    struct vddk_h d;
+    uint32 flags = VIXDISKLIB_FLAG_OPEN_READ_ONLY | (single ? VIXDISKLIB_FLAG_OPEN_SINGLE_LINK : 0);
     if (vddk_open(path, flags, &d) != 0)
         return VDDK_EXIT_FAIL;
 
     struct run *runs = NULL;
     size_t n = 0;
-    int ret = collect(d, path, single, &runs, &n);
+    ret = collect(&d, &runs, &n);
     if (ret == VDDK_EXIT_OK) {
         if (json)
             print_json(runs, n);
         else
-            print_table(runs, n, path, vmdk_capacity(d), single);
+            print_table(runs, n, path, d.capacity, single);
     }
     free(runs);
-    if (vddk_close(d, path) != 0 && ret == VDDK_EXIT_OK)
+    if (vddk_close(&d) != 0 && ret == VDDK_EXIT_OK)
         ret = VDDK_EXIT_FAIL;
     return ret;
 }

@@ -1,4 +1,5 @@
-/* main.c - the vddk command: dispatch to the subcommands.
+/* main.c - the vddk command: dispatch to the subcommands, then end the
+ * session with libvixDiskLib if a subcommand started one.
  *
  *   vddk [--help | --version]
  *   vddk help [SUBCOMMAND]
@@ -16,10 +17,23 @@ static const struct vddk_cmd *const commands[] = {
     &vddk_cmd_info,
     &vddk_cmd_create,
     &vddk_cmd_snapshot,
+    &vddk_cmd_clone,
+    &vddk_cmd_convert,
+    &vddk_cmd_grow,
+    &vddk_cmd_shrink,
+    &vddk_cmd_defrag,
+    &vddk_cmd_rename,
+    &vddk_cmd_rm,
+    &vddk_cmd_attach,
+    &vddk_cmd_check,
+    &vddk_cmd_meta,
     &vddk_cmd_map,
     &vddk_cmd_dump,
     &vddk_cmd_fill,
     &vddk_cmd_checksum,
+    &vddk_cmd_compare,
+    &vddk_cmd_bench,
+    &vddk_cmd_serve,
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 
@@ -37,7 +51,8 @@ static void usage(FILE *f)
           "       vddk help [SUBCOMMAND]\n"
           "       vddk --version\n"
           "\n"
-          "Inspect, create and modify VMware virtual disks (VMDK).\n"
+          "Inspect, create, copy and modify VMware virtual disks (VMDK) through\n"
+          "openvddk's libvixDiskLib.\n"
           "\n"
           "Subcommands:\n", f);
     for (size_t i = 0; i < NCOMMANDS; i++)
@@ -45,8 +60,11 @@ static void usage(FILE *f)
     fputs("\n"
           "Sizes and offsets are bytes (decimal or 0x hex), or a number with a\n"
           "K, M, G or T suffix (powers of 1024): 4096, 0x1000, 64M, 2G.\n"
+          "Long operations show a progress bar on stderr when it is a terminal\n"
+          "(--progress forces it, -q turns it off).\n"
           "Exit status: 0 success, 1 failure, 2 usage error.\n"
-          "Run 'vddk help SUBCOMMAND' for the options of one subcommand.\n", f);
+          "Run 'vddk help SUBCOMMAND' for the options of one subcommand;\n"
+          "man vddk for everything, with the JSON formats.\n", f);
 }
 
 int main(int argc, char **argv)
@@ -90,6 +108,7 @@ int main(int argc, char **argv)
         return VDDK_EXIT_USAGE;
     }
     int rc = c->run(argc - 1, argv + 1);
+    vddk_lib_exit();
     if (fflush(stdout) != 0 || ferror(stdout)) {
         fprintf(stderr, "vddk: error writing to standard output\n");
         if (rc == VDDK_EXIT_OK)

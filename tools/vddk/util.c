@@ -1,4 +1,4 @@
-/* util.c - argument parsing, formatting and error reporting for vddk. */
+/* util.c - argument parsing, formatting and usage errors for vddk. */
 #include "vddk.h"
 
 #include <ctype.h>
@@ -8,17 +8,6 @@
 #include <string.h>
 
 /* ---- errors ---------------------------------------------------------- */
-
-int vddk_engine_error(int rc, const char *path)
-{
-    const char *msg = vd_err_msg();
-    fflush(stdout);
-    if (msg[0] != '\0')
-        fprintf(stderr, "vddk: %s\n", msg);
-    else
-        fprintf(stderr, "vddk: %s: %s\n", path, vd_err_name(rc));
-    return VDDK_EXIT_FAIL;
-}
 
 int vddk_fail(const char *fmt, ...)
 {
@@ -47,6 +36,17 @@ int vddk_usage_error(const struct vddk_cmd *cmd, const char *fmt, ...)
 int vddk_print_help(const struct vddk_cmd *cmd, FILE *f)
 {
     fputs(cmd->help, f);
+    return VDDK_EXIT_OK;
+}
+
+int vddk_operands(const struct vddk_cmd *cmd, const struct vddk_optstate *st, int min,
+                  int max, const char *what)
+{
+    if (st->noperands < min)
+        return vddk_usage_error(cmd, "missing %s", what);
+    if (st->noperands > max)
+        return vddk_usage_error(cmd, "too many arguments: expected %s, got %d argument%s",
+                                what, st->noperands, st->noperands == 1 ? "" : "s");
     return VDDK_EXIT_OK;
 }
 
@@ -285,25 +285,7 @@ void vddk_json_str(FILE *f, const char *s)
     fputc('"', f);
 }
 
-/* ---- disks ----------------------------------------------------------- */
-
-int vddk_open(const char *path, unsigned flags, vmdk_disk **out)
-{
-    vd_err_clear();
-    int rc = vmdk_open(path, flags, out);
-    if (rc < 0)
-        return vddk_engine_error(rc, path);
-    return 0;
-}
-
-int vddk_close(vmdk_disk *d, const char *path)
-{
-    vd_err_clear();
-    int rc = vmdk_close(d);
-    if (rc < 0)
-        return vddk_engine_error(rc, path);
-    return 0;
-}
+/* ---- ranges ---------------------------------------------------------- */
 
 int vddk_resolve_range(const char *path, uint64_t capacity, uint64_t off,
                        int have_len, uint64_t *len)
