@@ -73,6 +73,26 @@ VixError vddk_disk_query_allocated_blocks(vddk_disk *disk, VixDiskLibSectorType 
 /* The low-level handle, for any other VixDiskLib call. */
 VixDiskLibHandle vddk_disk_handle(vddk_disk *disk);
 
+/* Details of one link of a disk's chain that VixDiskLib_GetInfo does not
+ * carry.  Link 0 is the opened link, then its parents. */
+typedef struct {
+   char *path;                   /* the link's descriptor (or monolithic) file */
+   char *createType;             /* "monolithicSparse", "vmfs", ... */
+   VixDiskLibDiskType diskType;  /* VIXDISKLIB_DISK_UNKNOWN when VixDiskLib has no name */
+   uint32 cid;                   /* content ID */
+   uint32 parentCid;             /* 0xffffffff for a base disk */
+   char *parentFileNameHint;     /* NULL for a base disk */
+   VixDiskLibSectorType capacity;
+   uint64 allocatedBytes;        /* space its files take on the host */
+} vddk_link_info;
+
+/* Fill *info for link `link` of the disk open as handle (a handle from
+ * VixDiskLib_Open or vddk_disk_handle).  Local disks only
+ * (VIX_E_NOT_SUPPORTED_ON_REMOTE_OBJECT otherwise); VIX_E_INVALID_ARG for
+ * a link past the chain.  Free with vddk_disk_free_link_info. */
+VixError vddk_disk_get_link_info(VixDiskLibHandle handle, int link, vddk_link_info **info);
+void vddk_disk_free_link_info(vddk_link_info *info);
+
 /* The last failure on this thread: its VixError (VIX_OK if none) and, if
  * detail is not NULL, a one-line description valid until the next call. */
 VixError vddk_disk_last_error(const char **detail);

@@ -349,6 +349,9 @@ assert j['num_links'] == 1 and len(j['links']) == 1, j
 l = j['links'][0]
 assert l['path'] == '$name' and l['parent_hint'] is None, l
 assert len(l['cid']) == 8 and int(l['cid'], 16) != 0xffffffff, l['cid']
+assert j['type'] == '$ctype' and l['type'] == '$ctype', (j['type'], l['type'])
+assert l['parent_cid'] == 'ffffffff', l['parent_cid']
+assert isinstance(l['file_bytes'], int) and l['file_bytes'] >= 0, l
 assert l['capacity'] == $cap, l
 assert 0 <= l['allocated_bytes'] <= $cap and l['allocated_bytes'] == j['allocated_bytes'], l
 "

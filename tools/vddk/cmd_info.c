@@ -22,9 +22,11 @@ const struct vddk_cmd vddk_cmd_info = {
         "path, parent file name hint, content ID, capacity and the data it\n"
         "holds itself.  Each link is opened on its own (SINGLE_LINK) to learn\n"
         "this; the path of a parent is its hint, relative to the directory of\n"
-        "the child.  The content ID is the one recorded at the end of\n"
-        "ddb.longContentID (\"unknown\" for disks without it).  Allocation is\n"
-        "counted in 64 KiB chunks that hold data.  The disk is opened read-only.\n"
+        "the child.  For local disks each link also shows its createType, its\n"
+        "content ID and its parent's, and the space its files take\n"
+        "(vddk_disk_get_link_info); remote disks show the CID recorded at the\n"
+        "end of ddb.longContentID.  Allocation is counted in 64 KiB chunks that\n"
+        "hold data.  The disk is opened read-only.\n"
         "\n"
         "Options:\n"
         "  --json      print one JSON object instead of text (see vddk(1))\n"
@@ -37,6 +39,7 @@ struct link {
     char *hint;            /* parentFileNameHint, or NULL */
     char *cid;             /* 8 hex digits, or NULL */
     uint64_t capacity, allocated;
+    vddk_link_info *li;    /* createType, CIDs, file space (local disks) */
 };
 
 struct info {
@@ -114,8 +117,16 @@ static int collect_links(struct info *in)
             return VDDK_EXIT_FAIL;
         l->capacity = d.capacity;
         int ret = allocated(&d, &l->allocated);
-        if (ret == 0)
+        /* The link's own descriptor facts; its CID from there, else from
+         * the tail of ddb.longContentID. */
+        if (ret == 0 && vddk_disk_get_link_info(d.h, 0, &l->li) == VIX_OK) {
+            char buf[16];
+            snprintf(buf, sizeof buf, "%08x", l->li->cid);
+            if (!(l->cid = strdup(buf)))
+                ret = vddk_fail("out of memory");
+        } else if (ret == 0) {
             ret = read_cid(&d, &l->cid);
+        }
         if (ret == 0 && d.info->parentFileNameHint && d.info->parentFileNameHint[0] &&
             !(l->hint = strdup(d.info->parentFileNameHint)))
             ret = vddk_fail("out of memory");
@@ -145,6 +156,8 @@ static void print_text(const struct info *in)
     char h[VDDK_HUMAN_LEN];
     const VixDiskLibInfo *gi = in->gi;
     printf("disk:          %s\n", in->path);
+    if (in->links[0].li)
+        printf("type:          %s\n", in->links[0].li->createType);
     printf("capacity:      %llu bytes (%s)\n", (unsigned long long)in->capacity,
            vddk_human(in->capacity, h));
     printf("sector size:   %u bytes logical, %u physical\n",
@@ -161,7 +174,15 @@ static void print_text(const struct info *in)
     for (int i = 0; i < in->nlinks; i++) {
         const struct link *l = &in->links[i];
         printf("\nlink %d:        %s\n", i, l->path);
-        printf("  CID:         %s\n", l->cid ? l->cid : "unknown");
+        if (l->li) {
+            printf("  type:        %s\n", l->li->createType);
+            printf("  CID:         %s (parent CID %08x)\n", l->cid, l->li->parentCid);
+            printf("  file space:  %llu bytes (%s)\n",
+                   (unsigned long long)l->li->allocatedBytes,
+                   vddk_human(l->li->allocatedBytes, h));
+        } else {
+            printf("  CID:         %s\n", l->cid ? l->cid : "unknown");
+        }
         printf("  parent:      %s\n", l->hint ? l->hint : "(none: base disk)");
         printf("  capacity:    %llu bytes (%s)\n", (unsigned long long)l->capacity,
                vddk_human(l->capacity, h));
@@ -182,6 +203,8 @@ static void print_json(const struct info *in)
     const VixDiskLibInfo *gi = in->gi;
     fputs("{\n  \"path\": ", stdout);
     vddk_json_str(stdout, in->path);
+    fputs(",\n  \"type\": ", stdout);
+    vddk_json_str(stdout, in->links[0].li ? in->links[0].li->createType : NULL);
     printf(",\n  \"capacity\": %llu", (unsigned long long)in->capacity);
     fputs(",\n  \"capacity_human\": ", stdout);
     vddk_json_str(stdout, vddk_human(in->capacity, h));
@@ -211,6 +234,13 @@ static void print_json(const struct info *in)
         vddk_json_str(stdout, l->hint);
         fputs(", \"cid\": ", stdout);
         vddk_json_str(stdout, l->cid);
+        fputs(", \"type\": ", stdout);
+        vddk_json_str(stdout, l->li ? l->li->createType : NULL);
+        if (l->li)
+            printf(", \"parent_cid\": \"%08x\", \"file_bytes\": %llu", l->li->parentCid,
+                   (unsigned long long)l->li->allocatedBytes);
+        else
+            fputs(", \"parent_cid\": null, \"file_bytes\": null", stdout);
         printf(", \"capacity\": %llu, \"allocated_bytes\": %llu}",
                (unsigned long long)l->capacity, (unsigned long long)l->allocated);
     }
@@ -278,6 +308,7 @@ static int run_info(int argc, char **argv)
             free(in.links[i].path);
             free(in.links[i].hint);
             free(in.links[i].cid);
+            vddk_disk_free_link_info(in.links[i].li);
         }
     free(in.links);
     free(in.hw);
