@@ -152,6 +152,50 @@ static int new_extent_names(const char *path, struct fp *f)
     return rc;
 }
 
+/* Can the extent files of eng (a single local link) be cloned one by one
+ * into a new disk made with p?  Fills f with the source files and their
+ * lengths.  0 with *why NULL: yes; 0 with *why: no, and why; < 0: error. */
+static int fp_sources(struct vdisk *src_disk, vmdk_disk *eng, const struct vmdk_link_info *li,
+                      const struct vmdk_create_params *p, struct fp *f, const char **why)
+{
+    *why = NULL;
+    if (vdplugin_count() == 0)
+        *why = "no NAS plugin is loaded";
+    else if (vmdk_num_links(eng) != 1 || li->parent_cid != 0xffffffffu)
+        *why = "the source has a parent";
+    else if (!is_flat_type(p->type))
+        *why = "the destination type is not flat";
+    else if (li->num_extents < 1 || li->num_extents > MAX_EXTENTS)
+        *why = "the source has too many extents";
+    if (*why)
+        return 0;
+    if (!(f->ext = calloc((size_t)li->num_extents, sizeof *f->ext)))
+        return vd_err_set(VD_E_NOMEM, "out of memory");
+    for (int i = 0; i < li->num_extents && !*why; i++) {
+        struct vmdk_extent_info ei;
+        struct stat st;
+        if (vmdk_extent_info(eng, 0, i, &ei) < 0 || !ei.path)
+            *why = "a source extent has no file";
+        else if (strcmp(ei.kind, "FLAT") != 0 && strcmp(ei.kind, "VMFS") != 0)
+            *why = "the source has extents that are not flat";
+        else if (strcmp(ei.access, "NOACCESS") == 0)
+            *why = "a source extent is NOACCESS";
+        else if (ei.file_offset != 0)
+            *why = "a source extent starts inside its file";
+        else if (stat(ei.path, &st) < 0 || !S_ISREG(st.st_mode) ||
+                 (uint64_t)st.st_size != ei.length)
+            *why = "a source extent file is not exactly the extent's size";
+        else if (!(f->ext[i].src = vd_strdup(ei.path)))
+            return vd_err_set(VD_E_NOMEM, "out of memory");
+        f->ext[i].len = ei.length;
+        f->total += ei.length;
+        f->n = i + 1;
+    }
+    if (!*why && !expected_layout(p, src_disk->capacity, f->n, f->ext))
+        *why = "the destination's extents would have other sizes than the source's";
+    return 0;
+}
+
 int ops_clone_via_plugin(struct vdisk *src_disk, const char *src_path, const char *dst,
                          const struct vmdk_create_params *p, ops_progress_fn progress,
                          void *data, int overwrite)
@@ -164,44 +208,14 @@ int ops_clone_via_plugin(struct vdisk *src_disk, const char *src_path, const cha
         return not_here(src_path ? src_path : "(remote)", dst, "the source is not a local disk");
     if (!src_path)
         src_path = li.path;
-    if (vdplugin_count() == 0)
-        return not_here(src_path, dst, "no NAS plugin is loaded");
-    if (vmdk_num_links(eng) != 1 || li.parent_cid != 0xffffffffu)
-        return not_here(src_path, dst, "the source has a parent");
-    if (!is_flat_type(p->type))
-        return not_here(src_path, dst, "the destination type is not flat");
-    if (li.num_extents < 1 || li.num_extents > MAX_EXTENTS)
-        return not_here(src_path, dst, "the source has too many extents");
 
     struct fp f = { .progress = progress, .data = data, .last = -1 };
-    int rc;
-    if (!(f.ext = calloc((size_t)li.num_extents, sizeof *f.ext)))
-        return vd_err_set(VD_E_NOMEM, "out of memory");
-    const char *why = NULL;
-    for (int i = 0; i < li.num_extents && !why; i++) {
-        struct vmdk_extent_info ei;
-        struct stat st;
-        if (vmdk_extent_info(eng, 0, i, &ei) < 0 || !ei.path)
-            why = "a source extent has no file";
-        else if (strcmp(ei.kind, "FLAT") != 0 && strcmp(ei.kind, "VMFS") != 0)
-            why = "the source has extents that are not flat";
-        else if (strcmp(ei.access, "NOACCESS") == 0)
-            why = "a source extent is NOACCESS";
-        else if (ei.file_offset != 0)
-            why = "a source extent starts inside its file";
-        else if (stat(ei.path, &st) < 0 || !S_ISREG(st.st_mode) ||
-                 (uint64_t)st.st_size != ei.length)
-            why = "a source extent file is not exactly the extent's size";
-        else if (!(f.ext[i].src = vd_strdup(ei.path))) {
-            fp_free(&f);
-            return vd_err_set(VD_E_NOMEM, "out of memory");
-        }
-        f.ext[i].len = ei.length;
-        f.total += ei.length;
-        f.n = i + 1;
+    const char *why;
+    int rc = fp_sources(src_disk, eng, &li, p, &f, &why);
+    if (rc < 0) {
+        fp_free(&f);
+        return rc;
     }
-    if (!why && !expected_layout(p, src_disk->capacity, f.n, f.ext))
-        why = "the destination's extents would have other sizes than the source's";
     if (!why && access(dst, F_OK) == 0) {
         char *a = realpath(dst, NULL), *b = realpath(src_path, NULL);
         if (!overwrite || !a || !b || strcmp(a, b) == 0)
@@ -275,5 +289,110 @@ out:
                       "instead", src_path, dst, vd_err_msg());
         return vd_err_set(VD_E_UNSUPPORTED, "plugin offload failed");
     }
+    return rc;
+}
+
+/* ---- what the plugin knows about the space of a disk's files ---- */
+
+int ops_plugin_link_stat(vmdk_disk *eng, int link, struct vdplugin_stat *sum)
+{
+    memset(sum, 0, sizeof *sum);
+    if (vdplugin_count() == 0)
+        return vd_err_set(VD_E_UNSUPPORTED, "no NAS plugin is loaded");
+    struct vmdk_link_info li;
+    int rc = vmdk_link_info(eng, link, &li);
+    if (rc < 0)
+        return rc;
+    /* The descriptor, then every extent file not counted yet (a
+     * monolithic disk's descriptor is its extent). */
+    const char *done[MAX_EXTENTS + 1];
+    int ndone = 0;
+    for (int i = -1; i < li.num_extents && i < MAX_EXTENTS; i++) {
+        const char *file = li.path;
+        if (i >= 0) {
+            struct vmdk_extent_info ei;
+            if ((rc = vmdk_extent_info(eng, link, i, &ei)) < 0)
+                return rc;
+            file = ei.path;
+        }
+        int seen = !file;
+        for (int k = 0; k < ndone && !seen; k++)
+            seen = strcmp(done[k], file) == 0;
+        if (seen)
+            continue;
+        struct vdplugin_stat st;
+        if ((rc = vdplugin_statx(file, &st)) < 0)
+            return rc;
+        if (ndone > 0 && strcmp(st.plugin, sum->plugin) != 0)
+            return vd_err_set(VD_E_UNSUPPORTED, "the files of %s are on datastores of "
+                              "different plugins", li.path);
+        memcpy(sum->plugin, st.plugin, sizeof sum->plugin);
+        sum->total += st.total;
+        sum->allocated += st.allocated;
+        sum->unique += st.unique;
+        sum->alloc_type = st.alloc_type;
+        done[ndone++] = file;
+    }
+    return 0;
+}
+
+int ops_plugin_clone_space(struct vdisk *d, int type, uint64_t *bytes)
+{
+    vmdk_disk *eng = vdisk_local_engine(d);
+    struct vmdk_link_info li;
+    if (!eng || vmdk_link_info(eng, 0, &li) < 0)
+        return vd_err_set(VD_E_UNSUPPORTED, "not a local disk");
+    struct vmdk_create_params p = { .type = (enum vmdk_type)type, .capacity = d->capacity };
+    struct fp f = { .last = -1 };
+    const char *why;
+    int rc = fp_sources(d, eng, &li, &p, &f, &why);
+    /* The clone is asked about as if made next to the source, where a
+     * clone to the same datastore would be. */
+    char *dir = vd_path_dir(li.path), *stem = vd_path_stem(vd_path_base(li.path));
+    char *probe = dir && stem ? vd_asprintf("%s/.%s.space-probe.vmdk", dir, stem) : NULL;
+    if (rc == 0 && !why && !probe)
+        rc = vd_err_set(VD_E_NOMEM, "out of memory");
+    unsigned flags = vdplugin_clone_flags_for(p.type), kind = 0;
+    uint64_t need = 0, total = 0, alloc = 0, uniq = 0;
+    char plugin[64] = "";
+    for (int i = 0; i < f.n && rc == 0 && !why; i++) {
+        unsigned granted;
+        struct vdplugin_stat st;
+        if (vdplugin_clone_probe(f.ext[i].src, probe, flags, &granted) < 0 ||
+            vdplugin_statx(f.ext[i].src, &st) < 0) {
+            why = vd_err_msg()[0] ? vd_err_msg() : "the plugin refuses";
+            break;
+        }
+        /* Lazy clones share the source's blocks: a thin copy needs nothing
+         * new, a thick one gets the source's holes reserved.  Full clones
+         * keep holes: a thin copy takes what the source has allocated, a
+         * thick one its whole length. */
+        uint64_t a = st.allocated < st.total ? st.allocated : st.total;
+        int lazy = (granted & VIXDISKLIB_NASPLUGIN_CLONEFILE_FLAG_LAZY) != 0;
+        int thin = p.type == VMDK_TYPE_VMFS_THIN;
+        need += lazy ? (thin ? 0 : st.total - a) : (thin ? a : st.total);
+        kind |= lazy ? 1u : 2u;
+        total += st.total;
+        alloc += st.allocated;
+        uniq += st.unique;
+        snprintf(plugin, sizeof plugin, "%s", st.plugin);
+    }
+    if (rc == 0 && why) {
+        vdplugin_log("SpaceNeededForClone %s: no plugin offload (%s); counting the full size",
+                     li.path, why);
+        rc = vd_err_set(VD_E_UNSUPPORTED, "no plugin offload");
+    } else if (rc == 0) {
+        vdplugin_log("SpaceNeededForClone %s: NAS plugin %s would clone its %d extent file%s "
+                     "(%s); they hold %" PRIu64 " bytes, %" PRIu64 " allocated, %" PRIu64
+                     " unique: the copy's data needs %" PRIu64 " new bytes", li.path, plugin,
+                     f.n, f.n == 1 ? "" : "s",
+                     kind == 1 ? "lazy" : kind == 2 ? "full" : "lazy and full", total, alloc,
+                     uniq, need);
+        *bytes = need;
+    }
+    free(dir);
+    free(stem);
+    free(probe);
+    fp_free(&f);
     return rc;
 }

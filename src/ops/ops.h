@@ -31,6 +31,17 @@ int ops_clone_via_plugin(struct vdisk *src, const char *src_path, const char *ds
                          const struct vmdk_create_params *p, ops_progress_fn progress,
                          void *data, int overwrite);
 
+/* NAS plugin figures (clone_plugin.c).  -VD_E_UNSUPPORTED when no plugin
+ * answers.  ops_plugin_link_stat: STATX of the files of link `link` of
+ * eng, summed (all must be answered by one plugin).
+ * ops_plugin_clone_space: when a clone of d to type (a flat VMDK type)
+ * next to d would be done by the plugin, the new bytes the copy's extent
+ * files would take on the datastore (shared blocks of a lazy clone take
+ * none); the reason is logged either way. */
+struct vdplugin_stat;
+int ops_plugin_link_stat(vmdk_disk *eng, int link, struct vdplugin_stat *sum);
+int ops_plugin_clone_space(struct vdisk *d, int type, uint64_t *bytes);
+
 /* Disk maintenance (ops/maint.c, ops/space.c; docs/maintenance.md). */
 /* Enlarge the disk at path (not open) to capacity bytes. */
 int ops_grow(const char *path, uint64_t capacity, int update_geometry,

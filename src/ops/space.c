@@ -15,6 +15,9 @@
  *    from compressing the grains as clone.c does (libdeflate, level 6):
  *    all of them up to SAMPLE_MAX, beyond that an evenly spread sample
  *    (every k-th non-zero grain) whose mean is scaled to the count.
+ * When a NAS plugin would do a flat clone (clone_plugin.c), the extent
+ * files count for the new space the plugin's clone takes instead: nothing
+ * for the blocks a lazy clone shares.
  * Source data is read like the clone reads it (data runs from
  * block_status, then a zero test), so the figure is exact for every type
  * but streamOptimized, where it is within a fraction of a percent for
@@ -285,9 +288,14 @@ int ops_space_needed_for_clone(struct vdisk *d, int disk_type, uint64_t *bytes)
                         ? 0 : descriptor_bytes(type, sectors, stem, adapter, hw);
     switch (type) {
     case VMDK_TYPE_MONOLITHIC_FLAT: case VMDK_TYPE_SPLIT_FLAT:
-    case VMDK_TYPE_VMFS_FLAT: case VMDK_TYPE_VMFS_THIN:
-        *bytes = sectors * 512 + desc;
+    case VMDK_TYPE_VMFS_FLAT: case VMDK_TYPE_VMFS_THIN: {
+        /* Where a NAS plugin would clone the extent files, what it says
+         * they take counts instead of their length. */
+        uint64_t data;
+        *bytes = (ops_plugin_clone_space(d, type, &data) == 0 ? data : sectors * 512) + desc;
+        vd_err_clear();
         return 0;
+    }
     default:
         break;
     }

@@ -150,8 +150,8 @@ static const char *clone_kind(unsigned f)
     return f & VIXDISKLIB_NASPLUGIN_CLONEFILE_FLAG_SKIPZEROES ? "full, skipping zeroes" : "full";
 }
 
-int vdplugin_clone_file(const char *src, const char *dst, unsigned flags,
-                        ops_progress_fn progress, void *data)
+static int clone_file(const char *src, const char *dst, unsigned flags,
+                      ops_progress_fn progress, void *data, unsigned *granted)
 {
     if (!src || !dst)
         return vd_err_set(VD_E_INVAL, "clone needs a source and a destination file");
@@ -222,6 +222,8 @@ int vdplugin_clone_file(const char *src, const char *dst, unsigned flags,
         goto out;
     }
     if (flags & VIXDISKLIB_NASPLUGIN_CLONEFILE_FLAG_DRYRUN) {
+        if (granted)
+            *granted = base;
         rc = 0;
         goto out;
     }
@@ -255,6 +257,22 @@ out:
     pthread_rwlock_unlock(&vdp.life);
     free(rs);
     free(rd);
+    return rc;
+}
+
+int vdplugin_clone_file(const char *src, const char *dst, unsigned flags,
+                        ops_progress_fn progress, void *data)
+{
+    return clone_file(src, dst, flags, progress, data, NULL);
+}
+
+int vdplugin_clone_probe(const char *src, const char *dst, unsigned flags, unsigned *granted)
+{
+    unsigned g = 0;
+    int rc = clone_file(src, dst, flags | VIXDISKLIB_NASPLUGIN_CLONEFILE_FLAG_DRYRUN, NULL, NULL,
+                        &g);
+    if (granted)
+        *granted = rc == 0 ? g : 0;
     return rc;
 }
 

@@ -38,6 +38,11 @@ int vdplugin_count(void);
 int vdplugin_clone_file(const char *src, const char *dst, unsigned flags,
                         ops_progress_fn progress, void *data);
 
+/* DRYRUN of vdplugin_clone_file: 0 when the plugin would clone src to dst,
+ * with *granted the flags it would be done with (without LAZY when only a
+ * full clone is possible there). */
+int vdplugin_clone_probe(const char *src, const char *dst, unsigned flags, unsigned *granted);
+
 /* The CLONEFILE flags for extents of a new disk of type t: LAZY unless
  * the type is vmfs (thick, cloned in full) or the config key
  * openvddk.plugin.lazyClone says "always" / "never"; SKIPZEROES for
