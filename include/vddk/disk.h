@@ -84,6 +84,13 @@ typedef struct {
    char *parentFileNameHint;     /* NULL for a base disk */
    VixDiskLibSectorType capacity;
    uint64 allocatedBytes;        /* space its files take on the host */
+   /* What the NAS plugin serving the link's datastore reports (STATX) for
+    * the link's files together; nasPlugin is NULL and the figures 0 when
+    * no plugin answers for all of them. */
+   char *nasPlugin;              /* the plugin's name */
+   uint64 nasTotalBytes;         /* logical size of the files */
+   uint64 nasAllocatedBytes;     /* storage they use */
+   uint64 nasUniqueBytes;        /* storage not shared with other files */
 } vddk_link_info;
 
 /* Fill *info for link `link` of the disk open as handle (a handle from

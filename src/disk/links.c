@@ -2,6 +2,8 @@
 #include <stdlib.h>
 
 #include "vddk/disk.h"
+#include "../ops/ops.h"
+#include "../plugin/vdplugin.h"
 #include "../util/fileio.h"
 #include "../vixdisklib/vixdl.h"
 #include "../vmdk/vmdk.h"
@@ -45,6 +47,14 @@ EXPORT VixError vddk_disk_get_link_info(VixDiskLibHandle h, int link, vddk_link_
             i->parentCid = li.parent_cid;
             i->capacity = li.capacity / VIXDISKLIB_SECTOR_SIZE;
             i->allocatedBytes = li.allocated_bytes;
+            struct vdplugin_stat st;
+            if (ops_plugin_link_stat(eng, link, &st) == 0) {
+                i->nasPlugin = vd_strdup(st.plugin);
+                i->nasTotalBytes = st.total;
+                i->nasAllocatedBytes = st.allocated;
+                i->nasUniqueBytes = st.unique;
+            }
+            vd_err_clear();
             *out = i;
         }
     }
@@ -59,5 +69,6 @@ EXPORT void vddk_disk_free_link_info(vddk_link_info *info)
     free(info->path);
     free(info->createType);
     free(info->parentFileNameHint);
+    free(info->nasPlugin);
     free(info);
 }

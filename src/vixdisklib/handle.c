@@ -1,9 +1,12 @@
 /* handle.c - Open/Close, sector I/O, info, metadata and allocated blocks. */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "vixdl.h"
+#include "../ops/ops.h"
+#include "../plugin/vdplugin.h"
 #include "../util/fileio.h"
 #include "../vmdk/vmdk.h"
 
@@ -223,6 +226,25 @@ VIXDL_EXPORT VixError VixDiskLib_Flush(VixDiskLibHandle h)
     return e;
 }
 
+/* VixDiskLibInfo has no room for what a NAS plugin knows about the
+ * files' space, so the first GetInfo of a handle logs it, link by link. */
+static void log_nas_figures(VixDiskLibHandle h)
+{
+    vmdk_disk *eng = vdisk_local_engine(h->disk);
+    if (!eng || vdplugin_count() == 0 ||
+        __atomic_exchange_n(&h->nas_logged, 1, __ATOMIC_RELAXED))
+        return;
+    for (int l = 0; l < vmdk_num_links(eng); l++) {
+        struct vdplugin_stat st;
+        struct vmdk_link_info li;
+        if (vmdk_link_info(eng, l, &li) == 0 && ops_plugin_link_stat(eng, l, &st) == 0)
+            vixdl_log("GetInfo %s: link %d (%s): NAS plugin %s reports %" PRIu64 " bytes, %"
+                      PRIu64 " allocated, %" PRIu64 " unique", h->path, l, li.path, st.plugin,
+                      st.total, st.allocated, st.unique);
+    }
+    vd_err_clear();
+}
+
 VIXDL_EXPORT VixError VixDiskLib_GetInfo(VixDiskLibHandle h, VixDiskLibInfo **info)
 {
     GET_DISK("GetInfo", h);
@@ -253,6 +275,7 @@ VIXDL_EXPORT VixError VixDiskLib_GetInfo(VixDiskLibHandle h, VixDiskLibInfo **in
     i->logicalSectorSize = vi.logical_sector;
     i->physicalSectorSize = vi.physical_sector;
     *info = i;
+    log_nas_figures(h);
 out:
     vixdl_release(&h->obj);
     return e;

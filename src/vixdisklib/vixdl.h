@@ -82,6 +82,7 @@ struct VixDiskLibHandleStruct {
     pthread_mutex_t alock;    /* async bookkeeping */
     pthread_cond_t acond;
     int pending;              /* async requests not yet completed */
+    int nas_logged;           /* GetInfo logged the NAS plugin's figures */
 };
 
 #define VIXDL_CONN_OP(op, conn, c)                                           \

@@ -180,6 +180,16 @@ static void print_text(const struct info *in)
             printf("  file space:  %llu bytes (%s)\n",
                    (unsigned long long)l->li->allocatedBytes,
                    vddk_human(l->li->allocatedBytes, h));
+            if (l->li->nasPlugin) {
+                char h2[VDDK_HUMAN_LEN];
+                printf("  storage:     %llu bytes (%s) allocated, %llu (%s) unique, "
+                       "of %llu (NAS plugin %s)\n",
+                       (unsigned long long)l->li->nasAllocatedBytes,
+                       vddk_human(l->li->nasAllocatedBytes, h),
+                       (unsigned long long)l->li->nasUniqueBytes,
+                       vddk_human(l->li->nasUniqueBytes, h2),
+                       (unsigned long long)l->li->nasTotalBytes, l->li->nasPlugin);
+            }
         } else {
             printf("  CID:         %s\n", l->cid ? l->cid : "unknown");
         }
@@ -241,6 +251,16 @@ static void print_json(const struct info *in)
                    (unsigned long long)l->li->allocatedBytes);
         else
             fputs(", \"parent_cid\": null, \"file_bytes\": null", stdout);
+        if (l->li && l->li->nasPlugin) {
+            fputs(", \"nas\": {\"plugin\": ", stdout);
+            vddk_json_str(stdout, l->li->nasPlugin);
+            printf(", \"total_bytes\": %llu, \"allocated_bytes\": %llu, \"unique_bytes\": %llu}",
+                   (unsigned long long)l->li->nasTotalBytes,
+                   (unsigned long long)l->li->nasAllocatedBytes,
+                   (unsigned long long)l->li->nasUniqueBytes);
+        } else {
+            fputs(", \"nas\": null", stdout);
+        }
         printf(", \"capacity\": %llu, \"allocated_bytes\": %llu}",
                (unsigned long long)l->capacity, (unsigned long long)l->allocated);
     }
