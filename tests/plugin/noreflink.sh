@@ -7,7 +7,10 @@
 # On each: a 256 MiB monolithicFlat clone through the public API is done
 # by nas-localfs as a full copy (its lazy dry run is refused, the library
 # asks for a full clone), reads equal and shares nothing; a vmfsThin copy
-# of a thin disk stays thin; STATX reports unique = allocated.  Needs root
+# of a thin disk stays thin; STATX reports unique = allocated;
+# SpaceNeededForClone counts a full copy (thick: the whole size; thin:
+# what the source has allocated); a clone from ext4 to tmpfs (two
+# datastores) is a full plugin copy.  Needs root
 # for the mounts; exits 77 (skip) saying why when that is impossible.
 # Mounts and the loop device are always removed (trap).
 set -u
@@ -77,6 +80,12 @@ for fs in ext4 tmpfs; do
     echo "--- $fs ($d)"
     run create $C create "$d/src.vmdk" monolithicFlat 256 || err "$fs: create"
     run fill $C -q fill "$d/src.vmdk" 2 || err "$fs: fill"
+    run space $C space "$d/src.vmdk" monolithicFlat || err "$fs: SpaceNeededForClone"
+    sp=$(sed -n 's/^space=//p' "$work/space.out")
+    [ -n "$sp" ] && [ "$sp" -ge $((256 * MiB)) ] && [ "$sp" -lt $((257 * MiB)) ] &&
+        has space "would clone its 1 extent file (full)" &&
+        ok "$fs: SpaceNeededForClone counts a full plugin copy ($sp bytes)" ||
+        err "$fs: SpaceNeededForClone said ${sp:-nothing}"
     run clone $C clone "$d/src.vmdk" "$d/dst.vmdk" monolithicFlat || err "$fs: clone"
     cat "$work/clone.out"
     if has clone "cannot clone .* lazily" && has clone "CLONEFILE .*(full) done" &&
@@ -107,6 +116,11 @@ for fs in ext4 tmpfs; do
     # A thin disk with 2 MiB of data stays thin as vmfsThin.
     run thin $C create "$d/thin.vmdk" vmfsThin 256 || err "$fs: create thin"
     run thinw $C -q write "$d/thin.vmdk" 100 2 5 || err "$fs: write thin"
+    run thinspace $C space "$d/thin.vmdk" vmfsThin || err "$fs: SpaceNeededForClone thin"
+    sp=$(sed -n 's/^space=//p' "$work/thinspace.out")
+    [ -n "$sp" ] && [ "$sp" -ge $((2 * MiB)) ] && [ "$sp" -lt $((16 * MiB)) ] &&
+        ok "$fs: SpaceNeededForClone counts what a thin copy allocates ($sp bytes)" ||
+        err "$fs: SpaceNeededForClone thin said ${sp:-nothing}"
     run thinclone $C clone "$d/thin.vmdk" "$d/thin2.vmdk" vmfsThin || err "$fs: clone thin"
     has thinclone "full, skipping zeroes" && ok "$fs: thin clone asked with SKIPZEROES" ||
         err "$fs: thin clone flags"
@@ -117,6 +131,22 @@ for fs in ext4 tmpfs; do
         err "$fs: thin copy has $((blocks * 512)) bytes allocated"
     rm -f "$d"/*.vmdk
 done
+
+# Across datastores: ext4 -> tmpfs.  The plugin is told the source's
+# datastore; no lazy clone is possible between two file systems, so the
+# copy is a full one, done by the plugin all the same.
+echo "--- ext4 -> tmpfs"
+run xcreate $C create "$work/ext4/x.vmdk" monolithicFlat 64 && run xfill $C -q fill "$work/ext4/x.vmdk" 7 ||
+    err "cross: create the source"
+run xclone $C clone "$work/ext4/x.vmdk" "$work/tmpfs/x.vmdk" monolithicFlat || err "cross: clone"
+if has xclone "CLONEFILE .*(full) done" && has xclone "1 extent file cloned by the NAS plugin"; then
+    ok "ext4 -> tmpfs: full plugin copy across datastores"
+else
+    err "ext4 -> tmpfs: not a plugin copy"
+    grep -i "clone\|plugin" "$work/xclone.log" | head -20
+fi
+run xcmp $client -q -L "$dist" cmp "$work/ext4/x.vmdk" "$work/tmpfs/x.vmdk" &&
+    ok "ext4 -> tmpfs: copy reads equal" || err "ext4 -> tmpfs: copy differs"
 
 [ $fail -eq 0 ] && echo "PASS" || echo "FAILED"
 exit $fail

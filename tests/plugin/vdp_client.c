@@ -9,6 +9,10 @@
  *                                     callback cancels at PCT percent
  *     cmp A B                         exit 0 when the contents are equal
  *     zeros PATH                      exit 0 when the disk reads as zeros
+ *     space PATH TYPE                 SpaceNeededForClone: "space=N"
+ *     info PATH                       link 0's NAS figures (vddk/disk.h):
+ *                                     "plugin=NAME total=N allocated=N unique=N"
+ *                                     or "plugin=none"
  *
  * -L is InitEx's libDir ("-" for NULL, the default), -c its config file.
  * Every library log line goes to stderr as "[log] ..." or "[warn] ...";
@@ -22,6 +26,7 @@
 #include <time.h>
 
 #include "vixDiskLib.h"
+#include "vddk/disk.h"
 
 #define CHUNK_SECTORS 2048u   /* 1 MiB */
 
@@ -166,6 +171,42 @@ static int do_cmp(const char *a, const char *b, int zeros)
     return rc;
 }
 
+static int do_space(const char *path, int type)
+{
+    VixDiskLibHandle h;
+    uint64_t cap;
+    int rc = open_disk(path, VIXDISKLIB_FLAG_OPEN_READ_ONLY, &h, &cap);
+    if (rc)
+        return rc;
+    uint64 need = 0;
+    rc = check(VixDiskLib_SpaceNeededForClone(h, (VixDiskLibDiskType)type, &need),
+               "SpaceNeededForClone");
+    if (rc == 0)
+        printf("space=%" PRIu64 "\n", (uint64_t)need);
+    VixDiskLib_Close(h);
+    return rc;
+}
+
+static int do_info(const char *path)
+{
+    VixDiskLibHandle h;
+    uint64_t cap;
+    int rc = open_disk(path, VIXDISKLIB_FLAG_OPEN_READ_ONLY, &h, &cap);
+    if (rc)
+        return rc;
+    vddk_link_info *li = NULL;
+    rc = check(vddk_disk_get_link_info(h, 0, &li), "vddk_disk_get_link_info");
+    if (rc == 0 && li->nasPlugin)
+        printf("plugin=%s total=%" PRIu64 " allocated=%" PRIu64 " unique=%" PRIu64 "\n",
+               li->nasPlugin, (uint64_t)li->nasTotalBytes, (uint64_t)li->nasAllocatedBytes,
+               (uint64_t)li->nasUniqueBytes);
+    else if (rc == 0)
+        printf("plugin=none\n");
+    vddk_disk_free_link_info(li);
+    VixDiskLib_Close(h);
+    return rc;
+}
+
 struct prog {
     int cancel_at;   /* -1: never */
     int calls, last;
@@ -191,7 +232,7 @@ static double now(void)
 static int usage(void)
 {
     fprintf(stderr, "usage: vdp_client [-L LIBDIR] [-c CONFIG] [-q] create|fill|write|clone|"
-                    "cmp|zeros ARGS (see the source)\n");
+                    "cmp|zeros|space|info ARGS (see the source)\n");
     return 2;
 }
 
@@ -262,6 +303,11 @@ int main(int argc, char **argv)
         rc = do_cmp(a[0], a[1], 0);
     } else if (!strcmp(cmd, "zeros") && n == 1) {
         rc = do_cmp(a[0], NULL, 1);
+    } else if (!strcmp(cmd, "space") && n == 2) {
+        int t = type_of(a[1]);
+        rc = t < 0 ? usage() : do_space(a[0], t);
+    } else if (!strcmp(cmd, "info") && n == 1) {
+        rc = do_info(a[0]);
     } else {
         rc = usage();
     }

@@ -1,7 +1,7 @@
 #!/bin/sh
 # xfs.sh - NAS plugin offloads on XFS with reflink, on a loop device.
 #
-#   sh xfs.sh VDP_CLIENT VDP_TOOL DIST_DIR
+#   sh xfs.sh VDP_CLIENT VDP_TOOL DIST_DIR [VDDK]
 #
 # Makes an 8 GiB (sparse) XFS image with -m reflink=1, attaches it to a
 # loop device and mounts it, then through the public API (vdp_client,
@@ -10,6 +10,10 @@
 #     copy's extents are shared, almost no space is used, it reads equal;
 #   - STATX (vdp_tool) unique bytes drop to ~0 after the clone and grow by
 #     what is written afterwards;
+#   - the figures reach callers: SpaceNeededForClone counts ~0 for a lazy
+#     flat clone and the full size for vmfs (and without plugins), GetInfo
+#     logs them, vddk_disk_get_link_info and `vddk info` (VDDK, the tool
+#     built against DIST_DIR) show them;
 #   - a thick create is reserved by RESVSPACE: fully allocated, reads zeros;
 #   - a twoGbMaxExtentFlat disk (2 extents) is cloned extent by extent;
 #   - a vmfs (thick) clone is a full copy with no shared extents;
@@ -22,6 +26,7 @@ set -u
 client=$1
 tool=$2
 dist=$3
+vddk=${4:-}
 
 skip() {
     echo "SKIP: $*"
@@ -97,6 +102,28 @@ sync
 statx "$mnt/src-flat.vmdk"
 echo "  source before clone: total=$total allocated=$alloc unique=$uniq"
 [ "$uniq" -ge $((1000 * MiB)) ] || err "source unique bytes $uniq, expected about 1 GiB"
+# What a clone would take, asked before it is made.
+space() {
+    run space "$@" || return 1
+    sed -n 's/^space=//p' "$work/space.out"
+}
+s_lazy=$(space $C space "$mnt/src.vmdk" monolithicFlat)
+s_thin=$(space $C space "$mnt/src.vmdk" vmfsThin)
+s_full=$(space $C space "$mnt/src.vmdk" vmfs)
+mkdir -p "$work/nolib"
+s_lib=$(space $client -L "$work/nolib" space "$mnt/src.vmdk" monolithicFlat)
+echo "  SpaceNeededForClone: monolithicFlat $s_lazy, vmfsThin $s_thin, vmfs $s_full, without plugins $s_lib"
+[ -n "$s_lazy" ] && [ "$s_lazy" -lt $((1 * MiB)) ] && [ -n "$s_thin" ] && [ "$s_thin" -lt $((1 * MiB)) ] &&
+    ok "SpaceNeededForClone: a lazy plugin clone needs almost nothing" ||
+    err "SpaceNeededForClone for lazy clones: $s_lazy / $s_thin"
+[ -n "$s_full" ] && [ "$s_full" -ge $((1024 * MiB)) ] && [ "$s_full" -lt $((1025 * MiB)) ] &&
+    [ -n "$s_lib" ] && [ "$s_lib" -ge $((1024 * MiB)) ] && [ "$s_lib" -lt $((1025 * MiB)) ] &&
+    ok "SpaceNeededForClone: a full (vmfs) clone and a library copy need the whole 1 GiB" ||
+    err "SpaceNeededForClone for full copies: $s_full / $s_lib"
+run space $C space "$mnt/src.vmdk" monolithicFlat
+has space "NAS plugin nas-localfs would clone its 1 extent file (lazy)" &&
+    ok "SpaceNeededForClone logs the plugin's figures" || err "no SpaceNeededForClone log line"
+
 before=$(used)
 run clone $C clone "$mnt/src.vmdk" "$mnt/dst.vmdk" monolithicFlat || err "clone 1 GiB"
 cat "$work/clone.out"
@@ -128,12 +155,38 @@ du_=$uniq
 echo "  after clone: source unique=$su copy unique=$du_ (allocated $alloc)"
 [ "$su" -lt $((16 * MiB)) ] && [ "$du_" -lt $((16 * MiB)) ] &&
     ok "STATX unique bytes dropped to ~0 on both files" || err "unique bytes did not drop"
+
+# The same figures through the public API: descriptor and extent together.
+run info $C info "$mnt/dst.vmdk" || err "info of the copy"
+line=$(cat "$work/info.out")
+echo "  vddk_disk_get_link_info: $line"
+eval "$(echo "$line" | sed -n 's/^plugin=\([^ ]*\) total=\([0-9]*\) allocated=\([0-9]*\) unique=\([0-9]*\)$/ip=\1 it=\2 ia=\3 iu=\4/p')"
+[ "${ip:-}" = nas-localfs ] && [ "${it:-0}" -gt $((1024 * MiB)) ] && [ "${ia:-0}" -ge $((1024 * MiB)) ] &&
+    [ "${iu:-$((1 << 40))}" -lt $((16 * MiB)) ] &&
+    ok "vddk_disk_get_link_info reports the plugin's figures (unique ~0 after the clone)" ||
+    err "vddk_disk_get_link_info: $line"
+has info "GetInfo .*link 0 .*NAS plugin nas-localfs reports" &&
+    ok "GetInfo logs the plugin's figures" || err "no GetInfo log line for the plugin's figures"
+if [ -n "$vddk" ]; then
+    "$vddk" info "$mnt/dst.vmdk" >"$work/vi.out" 2>"$work/vi.log" || err "vddk info"
+    grep "storage:" "$work/vi.out"
+    grep -q "storage: .* allocated, .* unique, of .*(NAS plugin nas-localfs)" "$work/vi.out" &&
+        ok "vddk info shows allocated and unique bytes" || err "vddk info has no storage line"
+    "$vddk" info --json "$mnt/dst.vmdk" >"$work/vj.out" 2>>"$work/vi.log" || err "vddk info --json"
+    grep -q '"nas": {"plugin": "nas-localfs", "total_bytes": [0-9]*, "allocated_bytes": [0-9]*, "unique_bytes": [0-9]*}' \
+        "$work/vj.out" && ok "vddk info --json carries them" || err "vddk info --json has no nas object"
+fi
 run write $C -q write "$mnt/dst.vmdk" 100 64 9 || err "write 64 MiB into the copy"
 sync
 statx "$mnt/dst-flat.vmdk"
 echo "  after writing 64 MiB into the copy: copy unique=$uniq"
 [ "$uniq" -ge $((64 * MiB)) ] && [ "$uniq" -lt $((128 * MiB)) ] &&
     ok "copy's unique bytes grew by the 64 MiB written" || err "copy unique=$uniq after 64 MiB"
+run info2 $C -q info "$mnt/dst.vmdk"
+iu2=$(sed -n 's/.* unique=\([0-9]*\)$/\1/p' "$work/info2.out")
+[ "${iu2:-0}" -ge $((64 * MiB)) ] && [ "${iu2:-0}" -lt $((128 * MiB)) ] &&
+    ok "vddk_disk_get_link_info: unique bytes grew by the 64 MiB written" ||
+    err "vddk_disk_get_link_info unique=${iu2:-?} after 64 MiB"
 statx "$mnt/src-flat.vmdk"
 [ "$uniq" -ge $((64 * MiB)) ] && ok "source's unique bytes grew too (those blocks are no longer shared)" ||
     err "source unique=$uniq"
@@ -186,7 +239,7 @@ run fullcmp $client -q -L "$dist" cmp "$mnt/small.vmdk" "$mnt/full.vmdk" && ok "
 rc=$?
 [ $rc -eq 1 ] && grep -q "exists" "$work/guard.log" && ok "GUARDED clone refuses an existing file" ||
     { err "GUARDED clone onto an existing file exited $rc"; cat "$work/guard.log"; }
-mkdir "$work/nolib"
+mkdir -p "$work/nolib"
 run noplug $client -L "$work/nolib" clone "$mnt/small.vmdk" "$mnt/lib.vmdk" monolithicFlat ||
     err "clone without plugins"
 has noplug "no NAS plugin is loaded" && ok "without plugins the library copies (and says so)" ||
