@@ -13,7 +13,10 @@
 # serves the same content as a sparse raw file with its file plugin - the
 # cheapest thing an NBD server can do.  nbdcopy reads extents first, so
 # every reader moves only the data; throughput is data bytes / wall time
-# of the whole nbdcopy run, best of BENCH_RUNS (default 3).
+# of the whole nbdcopy run, best of BENCH_RUNS (default 3).  The CPU
+# seconds of the server and of nbdcopy in those runs are printed too: over
+# TLS on a small machine nbdcopy's own decryption and system calls are
+# the limit, and the last line says how far that lets any server go.
 set -eu
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -97,19 +100,39 @@ now() { date +%s.%N; }
 mbps() { echo "$1 $2 $DATA" | awk '{d = $2 - $1; if (d <= 0) d = 1e-9; printf "%.1f", $3 / d / 1e6}'; }
 best() { echo "$1 $2" | awk '{print ($1 > $2) ? $1 : $2}'; }
 
-# copy NAME URI: best nbdcopy-to-null throughput.
+# CPU seconds (user + system) a process has used so far.
+cpu_of() { awk -v hz="$HZ" '{ printf "%.2f", ($14 + $15) / hz }' "/proc/$1/stat" 2>/dev/null || echo 0; }
+HZ=$(getconf CLK_TCK 2>/dev/null || echo 100)
+TIME=$(command -v /usr/bin/time 2>/dev/null || true)
+
+# copy NAME URI SERVER_PID: best nbdcopy-to-null throughput.  The CPU
+# seconds of the server and of nbdcopy in that best run go to
+# $W/cpu.NAME ("server client"; client only with /usr/bin/time).
 copy() {
     b=0
     for r in $(seq "$RUNS"); do
+        c0=$(cpu_of "$3")
         t0=$(now)
-        nbdcopy "$2" null: || { echo "net.sh: nbdcopy from $1 failed" >&2; exit 1; }
+        if [ -n "$TIME" ]; then
+            "$TIME" -o "$W/time.out" -f "%U %S" nbdcopy "$2" null: ||
+                { echo "net.sh: nbdcopy from $1 failed" >&2; exit 1; }
+        else
+            nbdcopy "$2" null: || { echo "net.sh: nbdcopy from $1 failed" >&2; exit 1; }
+        fi
         t1=$(now)
+        c1=$(cpu_of "$3")
+        cc=$([ -n "$TIME" ] && awk 'END { printf "%.2f", $1 + $2 }' "$W/time.out" || echo "-")
+        sc=$(echo "$c0 $c1" | awk '{ printf "%.2f", $2 - $1 }')
         v=$(mbps "$t0" "$t1")
-        echo "  $1 run $r: $v MB/s" >&2
-        b=$(best "$v" "$b")
+        echo "  $1 run $r: $v MB/s (CPU seconds: server $sc, nbdcopy $cc)" >&2
+        if [ "$(best "$v" "$b")" != "$b" ]; then
+            b=$v
+            echo "$sc $cc" > "$W/cpu.$(echo "$1" | tr -c 'a-zA-Z0-9\n' _)"
+        fi
     done
     echo "$b"
 }
+cpu() { cat "$W/cpu.$(echo "$1" | tr -c 'a-zA-Z0-9\n' _)" 2>/dev/null || echo "- -"; }
 
 # lib NAME ARGS...: best bench_net throughput.
 lib() {
@@ -140,7 +163,7 @@ PORT=$(sed -n 's/.*listening on [^ ]*:\([0-9][0-9]*\)$/\1/p' ours.log | head -n 
 [ -n "$PORT" ] || PORT=$(grep -o 'listening on [^ ]*' ours.log | sed 's/.*://')
 up "nbd://127.0.0.1:$PORT/ds/disk.vmdk" "$P1"
 echo "net.sh: plain" >&2
-ours_plain=$(copy "vddk serve" "nbd://127.0.0.1:$PORT/ds/disk.vmdk")
+ours_plain=$(copy "vddk serve" "nbd://127.0.0.1:$PORT/ds/disk.vmdk" "$P1")
 lib_plain=$(lib "library (nbd)" -p "$PORT" -m nbd "[ds] disk.vmdk")
 stop "$P1"
 
@@ -157,7 +180,7 @@ sleep 0.1
 PORT=$(grep -o 'listening on [^ ]*' ours-tls.log | sed 's/.*://')
 up "nbds://127.0.0.1:$PORT/ds/disk.vmdk?$TLSQ" "$P1"
 echo "net.sh: TLS" >&2
-ours_tls=$(copy "vddk serve (TLS)" "nbds://127.0.0.1:$PORT/ds/disk.vmdk?$TLSQ")
+ours_tls=$(copy "vddk serve (TLS)" "nbds://127.0.0.1:$PORT/ds/disk.vmdk?$TLSQ" "$P1")
 lib_tls=$(lib "library (nbdssl)" -p "$PORT" -m nbdssl -t "$THUMB" "[ds] disk.vmdk")
 stop "$P1"
 
@@ -167,7 +190,7 @@ qemu-nbd -r -f vmdk -x disk -t -e 16 -b 127.0.0.1 -p "$QP" ds/disk.vmdk 2>qemu.l
 P2=$!
 PIDS="$PIDS $P2"
 up "nbd://127.0.0.1:$QP/disk" "$P2"
-qemu_plain=$(copy "qemu-nbd" "nbd://127.0.0.1:$QP/disk")
+qemu_plain=$(copy "qemu-nbd" "nbd://127.0.0.1:$QP/disk" "$P2")
 stop "$P2"
 QP=$(free_port)
 qemu-nbd -r -f vmdk -x disk -t -e 16 -b 127.0.0.1 -p "$QP" \
@@ -176,7 +199,7 @@ qemu-nbd -r -f vmdk -x disk -t -e 16 -b 127.0.0.1 -p "$QP" \
 P2=$!
 PIDS="$PIDS $P2"
 up "nbds://127.0.0.1:$QP/disk?$TLSQ" "$P2"
-qemu_tls=$(copy "qemu-nbd (TLS)" "nbds://127.0.0.1:$QP/disk?$TLSQ")
+qemu_tls=$(copy "qemu-nbd (TLS)" "nbds://127.0.0.1:$QP/disk?$TLSQ" "$P2")
 stop "$P2"
 
 # ---- nbdkit (file plugin, the same content as raw) ----------------------
@@ -185,7 +208,7 @@ nbdkit -f -r -i 127.0.0.1 -p "$KP" file disk.raw 2>kit.log &
 P3=$!
 PIDS="$PIDS $P3"
 up "nbd://127.0.0.1:$KP/" "$P3"
-kit_plain=$(copy "nbdkit" "nbd://127.0.0.1:$KP/")
+kit_plain=$(copy "nbdkit" "nbd://127.0.0.1:$KP/" "$P3")
 stop "$P3"
 KP=$(free_port)
 nbdkit -f -r -i 127.0.0.1 -p "$KP" --tls=require --tls-certificates="$W/pki" file disk.raw \
@@ -193,7 +216,7 @@ nbdkit -f -r -i 127.0.0.1 -p "$KP" --tls=require --tls-certificates="$W/pki" fil
 P3=$!
 PIDS="$PIDS $P3"
 up "nbds://127.0.0.1:$KP/?$TLSQ" "$P3"
-kit_tls=$(copy "nbdkit (TLS)" "nbds://127.0.0.1:$KP/?$TLSQ")
+kit_tls=$(copy "nbdkit (TLS)" "nbds://127.0.0.1:$KP/?$TLSQ" "$P3")
 stop "$P3"
 
 ratio() { echo "$1 $2" | awk '{ if ($2 > 0) printf "%.2fx", $1 / $2; else print "n/a" }'; }
@@ -206,3 +229,19 @@ printf '%-34s %10s %10s\n' "library ReadAsync <- vddk serve" "$lib_plain" "$lib_
 echo "vddk serve / qemu-nbd:  plain $(ratio "$ours_plain" "$qemu_plain"), TLS $(ratio "$ours_tls" "$qemu_tls")"
 echo "vddk serve / nbdkit:    plain $(ratio "$ours_plain" "$kit_plain"), TLS $(ratio "$ours_tls" "$kit_tls")"
 echo "library / nbdcopy (both from vddk serve): plain $(ratio "$lib_plain" "$ours_plain"), TLS $(ratio "$lib_tls" "$ours_tls")"
+echo
+echo "CPU seconds in each best run (server / nbdcopy):"
+printf '%-34s %14s %14s\n' "server" "plain" "TLS"
+for n in "vddk serve" "qemu-nbd" "nbdkit"; do
+    set -- $(cpu "$n") $(cpu "$n (TLS)")
+    printf '%-34s %6s / %-5s %6s / %-5s\n' "$n" "$1" "$2" "$3" "$4"
+done
+# What nbdcopy alone allows: its CPU seconds for the data, spread over
+# every core, even if the server cost nothing.
+NCPU=$(nproc 2>/dev/null || echo 1)
+set -- $(cpu "nbdkit (TLS)")
+if [ "${2:--}" != - ]; then
+    echo "$2 $NCPU $DATA $kit_tls" | awk '{ c = $3 / ($1 / $2) / 1e6;
+        printf "TLS ceiling from nbdcopy alone: %.0f MB/s on %d cores (%.2fx nbdkit TLS)\n",
+        c, $2, ($4 > 0 ? c / $4 : 0) }'
+fi

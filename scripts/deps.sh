@@ -20,6 +20,7 @@ libvmdk-utils
 python3-vmdkstream
 xfsprogs
 bsdutils
+time
 "
 
 missing=""

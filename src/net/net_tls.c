@@ -324,6 +324,13 @@ int net_tls_server_start(struct net_tls_server *t, struct net_stream *s, int tim
         snprintf(who, wholen, "%s", t->require_client_cert ? "X.509, verified client certificate"
                                                            : "X.509");
     }
+    /* The negotiated protocol and cipher, for the connection log line. */
+    char *desc = gnutls_session_get_desc(sess);
+    if (desc) {
+        size_t l = strlen(who);
+        snprintf(who + l, wholen - l, ", %s", desc);
+        gnutls_free(desc);
+    }
     s->tls = sess;
     return 0;
 }
