@@ -11,16 +11,22 @@
  * per core) read and compress batches of grains, the calling thread writes
  * them in order.  Memory is bounded by the number of batches in flight,
  * whatever the size of the disk. */
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <libdeflate.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "ops.h"
+#include "../plugin/vdplugin.h"
 #include "../util/fileio.h"
+#include "../vmdk/link.h"
 
 #define COPY_CHUNK (1u << 20)
 #define ZERO_UNIT (64u << 10)
@@ -328,6 +334,67 @@ static char *temp_name(const char *dst)
     return t;
 }
 
+/* Is name ".<stem>.partial-XXXXXXXX.vmdk" or ".<stem>.plugin-XXXXXXXX.vmdk"
+ * (a temporary descriptor of ours, not one of its extents)? */
+static int is_temp_of(const char *name, const char *stem)
+{
+    size_t sl = strlen(stem);
+    if (name[0] != '.' || strncmp(name + 1, stem, sl) != 0 || name[1 + sl] != '.')
+        return 0;
+    const char *p = name + 2 + sl;
+    if (strncmp(p, "partial-", 8) == 0)
+        p += 8;
+    else if (strncmp(p, "plugin-", 7) == 0)
+        p += 7;
+    else
+        return 0;
+    for (int i = 0; i < 8; i++, p++)
+        if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
+            return 0;
+    return strcmp(p, ".vmdk") == 0;
+}
+
+/* A clone that was killed leaves its hidden temporary disk behind, and
+ * only a later clone can tidy up.  Before a clone to dst, remove the
+ * temporaries of the same name that nobody holds: a running clone keeps
+ * its temporary descriptor locked, and the moment between making the
+ * files and opening them is covered by leaving anything modified in the
+ * last STALE_SECONDS alone.  Best effort: failures change nothing. */
+#define STALE_SECONDS 600
+
+static void sweep_stale_temps(const char *dst)
+{
+    char *dir = vd_path_dir(dst), *stem = vd_path_stem(vd_path_base(dst));
+    DIR *d = dir && stem ? opendir(dir) : NULL;
+    struct dirent *de;
+    while (d && (de = readdir(d)) != NULL) {
+        if (!is_temp_of(de->d_name, stem))
+            continue;
+        char *path = vd_path_join(dir, de->d_name);
+        int fd = path ? open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW) : -1;
+        struct stat st;
+        int stale = fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+                    time(NULL) - st.st_mtime >= STALE_SECONDS &&
+                    vd_lock_fd(fd, 1, path) == 0;
+        if (fd >= 0)
+            close(fd);
+        if (stale) {
+            /* A stream temporary is one file with no valid header yet;
+             * the others are whole disks, extents included. */
+            if (ops_unlink(path) < 0)
+                unlink(path);
+            vdplugin_log("Clone %s: removed %s, left by a clone that did not finish", dst,
+                         path);
+        }
+        free(path);
+    }
+    if (d)
+        closedir(d);
+    free(dir);
+    free(stem);
+    vd_err_clear();
+}
+
 /* Keep the first error's message while cleaning up after it. */
 static void remove_keeping_error(const char *tmp, int stream)
 {
@@ -346,6 +413,7 @@ int ops_clone(struct vdisk *src, const char *dst, const struct vmdk_create_param
 {
     if (!src || !dst || !*dst || !p)
         return vd_err_set(VD_E_INVAL, "clone needs a source, a destination and parameters");
+    sweep_stale_temps(dst);
     /* NAS plugin fast path (clone_plugin.c): flat disks cloned by the
      * storage; -VD_E_UNSUPPORTED means copy here as usual. */
     int prc = ops_clone_via_plugin(src, NULL, dst, p, progress, data, overwrite);

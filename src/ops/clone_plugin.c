@@ -13,6 +13,7 @@
  * then copies by itself, except after a cancel.  When the fast path does
  * not apply it returns -VD_E_UNSUPPORTED having changed nothing. */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +24,7 @@
 #include "ops.h"
 #include "../plugin/vdplugin.h"
 #include "../util/fileio.h"
+#include "../vmdk/link.h"
 
 #define SPLIT_SECTORS 4192256ull   /* 2047 MiB: create.c's default split */
 #define MAX_EXTENTS 4096
@@ -253,6 +255,11 @@ int ops_clone_via_plugin(struct vdisk *src_disk, const char *src_path, const cha
     vdplugin_defer_reserve(0);
     if (rc == 0)
         rc = new_extent_names(tmp, &f);
+    /* Held while the plugin works, so that no other clone takes the
+     * temporary disk for a killed clone's leftover (clone.c). */
+    int lfd = rc == 0 ? open(tmp, O_RDWR | O_CLOEXEC) : -1;
+    if (lfd >= 0 && vd_lock_fd(lfd, 1, tmp) < 0)
+        vd_err_clear();
     if (rc == 0 && progress && !progress(data, 0))
         rc = vd_err_set(VD_E_CANCELLED, "clone cancelled by the progress callback at 0%%");
     f.last = 0;
@@ -270,6 +277,8 @@ int ops_clone_via_plugin(struct vdisk *src_disk, const char *src_path, const cha
     }
     if (rc == 0 && progress && f.last != 100 && !progress(data, 100))
         rc = vd_err_set(VD_E_CANCELLED, "clone cancelled by the progress callback at 100%%");
+    if (lfd >= 0)
+        close(lfd);
     /* Complete: replace an old destination, then link the new one in. */
     if (rc == 0 && access(dst, F_OK) == 0)
         rc = ops_unlink(dst);

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "link.h"
 #include "sparse_header.h"
 #include "vmdk.h"
 #include "../util/err.h"
@@ -151,6 +152,10 @@ int vmdk_stream_create(const char *path, const char *descriptor, size_t desc_len
         vmdk_stream_abort(w);
         return rc;
     }
+    /* Locked while it is written, so that no one takes it for the
+     * leftover of a killed clone (ops/clone.c); best effort. */
+    if (vd_lock_fd(w->fd, 1, path) < 0)
+        vd_err_clear();
     /* Sector 0 stays zero (no valid magic) until finish. */
     unsigned char *area = calloc(1, OVERHEAD * 512);
     if (!area) {

@@ -20,19 +20,24 @@
  * as the source; no visible file other than the source and the complete
  * destination is left.  Hidden temporary files (".NAME.partial-*") cannot
  * be removed by a killed process: they are listed and must not stop a new
- * clone to the same name, which is done last and checked.
+ * clone to the same name, which is done last and checked.  That clone
+ * also tidies up: leftovers older than ten minutes (their times set back
+ * here) are removed, while a young one and a locked one (as a running
+ * clone holds its temporary) are kept.
  * Destinations: monolithicSparse and streamOptimized at every point,
  * twoGbMaxExtentSparse (descriptor + extent renamed separately) at 30%
  * blocked and 100%. */
 #include "abi_util.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #define MIB_SECTORS 2048u
@@ -295,6 +300,51 @@ static size_t sweep(const char *src_name, const char *dst_stem, int dst_exists,
     return hidden;
 }
 
+/* Hidden files whose names start with prefix: set their times back an
+ * hour; returns how many. */
+static size_t age_hidden(const char *prefix)
+{
+    char **names;
+    size_t n = abi_list(abi_dir(), &names), k = 0;
+    struct timespec ts[2];
+    clock_gettime(CLOCK_REALTIME, &ts[0]);
+    ts[0].tv_sec -= 3600;
+    ts[1] = ts[0];
+    for (size_t i = 0; i < n; i++) {
+        if (strncmp(names[i], prefix, strlen(prefix)) != 0)
+            continue;
+        if (utimensat(AT_FDCWD, abi_path(names[i]), ts, 0) != 0)
+            fail_msg("utimensat %s: %s", names[i], strerror(errno));
+        k++;
+    }
+    abi_free_list(names, n);
+    return k;
+}
+
+/* A file named like a clone's temporary: an hour old and locked as a
+ * running clone locks it (the descriptor returned keeps the lock), or
+ * just made. */
+static int fake_temp(const char *name, int old_and_locked)
+{
+    int fd = open(abi_path(name), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd < 0)
+        fail_msg("create %s: %s", name, strerror(errno));
+    if (!old_and_locked) {
+        close(fd);
+        return -1;
+    }
+    struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+    if (fcntl(fd, F_OFD_SETLK, &fl) != 0)
+        fail_msg("lock %s: %s", name, strerror(errno));
+    struct timespec ts[2];
+    clock_gettime(CLOCK_REALTIME, &ts[0]);
+    ts[0].tv_sec -= 3600;
+    ts[1] = ts[0];
+    if (futimens(fd, ts) != 0)
+        fail_msg("futimens %s: %s", name, strerror(errno));
+    return fd;
+}
+
 static void test_kill_clone(void **state)
 {
     (void)state;
@@ -367,8 +417,21 @@ static void test_kill_clone(void **state)
         snprintf(dst, sizeof dst, "%s", abi_path("final.vmdk"));
         int seen;
         assert_int_equal(clone_and_kill(src, dst, types[t].type, 50, 1, &seen), 1);
-        /* a hidden temporary of the killed clone is still there */
+        /* a hidden temporary of the killed clone is still there; made
+         * old, it goes at the next clone, unlike a young or a locked one */
+        size_t aged = age_hidden(".final.");
+        assert_true(aged > 0);
+        int lfd = fake_temp(".final.partial-0badf00d.vmdk", 1);
+        fake_temp(".final.plugin-0000beef.vmdk", 0);
         assert_int_equal(clone_and_kill(src, dst, types[t].type, 101, 0, &seen), 0);
+        assert_int_equal(abi_count_prefix(abi_dir(), ".final."), 2);
+        assert_true(abi_exists(abi_path(".final.partial-0badf00d.vmdk")));
+        assert_true(abi_exists(abi_path(".final.plugin-0000beef.vmdk")));
+        print_message("  %s: the next clone removed %zu stale file(s), kept the young and the "
+                      "locked one\n", types[t].name, aged);
+        close(lfd);
+        remove(abi_path(".final.partial-0badf00d.vmdk"));
+        remove(abi_path(".final.plugin-0000beef.vmdk"));
         verify_disk(dst, "clone after a killed clone of the same name");
         if (qemu)
             qemu_check(dst);
