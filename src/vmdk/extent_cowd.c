@@ -14,6 +14,7 @@
  * grains and zeroed tables they point at are durable.  A crash therefore
  * only leaks space.  Allocation is serialised by one mutex per extent. */
 #include "extent.h"
+#include "gt_cache.h"
 
 #include <endian.h>
 #include <errno.h>
@@ -46,13 +47,6 @@
 #define H_UNCLEAN 1648
 #define GT_CACHE_SLOTS 64
 
-struct gt_slot {
-    uint64_t index;               /* GT number, UINT64_MAX = empty */
-    uint64_t stamp;               /* LRU clock */
-    uint32_t *gte;                /* COWD_GTES entries, host order, validated */
-    uint32_t dirty_lo, dirty_hi;  /* entries [lo, hi) not yet on disk */
-};
-
 struct cowd {
     uint64_t capacity;            /* sectors (numSectors) */
     uint64_t grain;               /* sectors */
@@ -68,8 +62,7 @@ struct cowd {
     uint64_t free_on_disk;        /* freeSector as last written */
 
     pthread_mutex_t lock;         /* cache, GD and allocation */
-    struct gt_slot cache[GT_CACHE_SLOTS];
-    uint64_t clock;
+    struct gt_cache cache;        /* COWD_GTES 32-bit entries a table */
     int began_write;
 };
 
@@ -169,41 +162,14 @@ static int parse_header(struct extent *e, struct cowd *s)
 
 static int writeback(struct extent *e, struct cowd *s, int sync_data);
 
-/* A cache slot to (re)use for a new table: an empty one or the least
- * recently used (written back first if dirty).  Caller holds s->lock. */
-static struct gt_slot *slot_take(struct extent *e, struct cowd *s, int *rc)
+/* Evicting a changed table writes back everything pending: freeSector,
+ * tables and GD go out together (writeback). */
+static int writeback_evicted(void *ctx, struct gt_slot *sl)
 {
-    struct gt_slot *victim = NULL;
-    for (int i = 0; i < GT_CACHE_SLOTS; i++) {
-        struct gt_slot *sl = &s->cache[i];
-        if (!victim || !sl->gte || (victim->gte && sl->stamp < victim->stamp))
-            victim = sl;
-    }
-    if (victim->gte && victim->dirty_hi > victim->dirty_lo &&
-        (*rc = writeback(e, s, 1)) < 0)
-        return NULL;
-    if (!victim->gte) {
-        victim->gte = malloc(COWD_GT_BYTES);
-        if (!victim->gte) {
-            *rc = vd_err_set(VD_E_NOMEM, "%s: out of memory for grain table", e->path);
-            return NULL;
-        }
-    }
-    victim->index = UINT64_MAX;
-    victim->dirty_lo = victim->dirty_hi = 0;
-    return victim;
-}
-
-static struct gt_slot *slot_find(struct cowd *s, uint64_t gi)
-{
-    for (int i = 0; i < GT_CACHE_SLOTS; i++) {
-        struct gt_slot *sl = &s->cache[i];
-        if (sl->gte && sl->index == gi) {
-            sl->stamp = ++s->clock;
-            return sl;
-        }
-    }
-    return NULL;
+    (void)sl;
+    struct extent *e = ctx;
+    int rc = writeback(e, e->priv, 1);
+    return rc < 0 ? rc : 0;
 }
 
 /* The cached GT gi (loaded and checked on a miss), or NULL: *rc < 0 on
@@ -211,21 +177,20 @@ static struct gt_slot *slot_find(struct cowd *s, uint64_t gi)
 static struct gt_slot *gt_get(struct extent *e, struct cowd *s, uint64_t gi, int *rc)
 {
     *rc = 0;
-    struct gt_slot *sl = slot_find(s, gi);
+    struct gt_slot *sl = gt_cache_find(&s->cache, gi);
     if (sl)
         return sl;
     if (gi >= s->n_gd || s->gd[gi] == 0)
         return NULL;
-    if (!(sl = slot_take(e, s, rc)))
+    if (!(sl = gt_cache_take(&s->cache, writeback_evicted, e, e->path, rc)))
         return NULL;
-    uint32_t *t = sl->gte;
-    if (vd_pread_full(e->fd, t, COWD_GT_BYTES, (uint64_t)s->gd[gi] * 512, 1) < 0) {
-        *rc = vd_err_errno(errno ? errno : EIO, "%s: reading COWD grain table %" PRIu64,
-                           e->path, gi);
+    uint32_t *t = sl->tab;
+    if (gt_cache_read(&s->cache, sl, e->fd, (uint64_t)s->gd[gi] * 512, 4) < 0) {
+        *rc = vd_err_errno(errno, "%s: reading COWD grain table %" PRIu64, e->path, gi);
         return NULL;
     }
     for (uint32_t i = 0; i < COWD_GTES; i++) {
-        uint32_t v = t[i] = le32toh(t[i]);
+        uint32_t v = t[i];
         if (v == 0)
             continue;
         if (v < s->data_start) {
@@ -247,8 +212,7 @@ static struct gt_slot *gt_get(struct extent *e, struct cowd *s, uint64_t gi, int
             return NULL;
         }
     }
-    sl->index = gi;
-    sl->stamp = ++s->clock;
+    gt_cache_set(&s->cache, sl, gi);
     return sl;
 }
 
@@ -279,7 +243,7 @@ static int cowd_map(struct extent *e, uint64_t off, uint64_t len, struct extent_
         m->len = len;
         return 0;
     }
-    const uint32_t *t = sl->gte;
+    const uint32_t *t = sl->tab;
     uint64_t g = (off % s->gt_cover) / s->grain_bytes;
     uint64_t in = off % s->grain_bytes;
     uint32_t v = t[g];
@@ -357,8 +321,8 @@ static int write_u32s(struct extent *e, const uint32_t *src, uint64_t n, uint64_
 static int writeback(struct extent *e, struct cowd *s, int sync_data)
 {
     int any = s->next_free != s->free_on_disk || s->gd_dirty_hi > s->gd_dirty_lo;
-    for (int i = 0; !any && i < GT_CACHE_SLOTS; i++)
-        any = s->cache[i].gte && s->cache[i].dirty_hi > s->cache[i].dirty_lo;
+    for (unsigned i = 0; !any && i < s->cache.n; i++)
+        any = gt_slot_dirty(&s->cache.slot[i]);
     if (!any)
         return 0;
     if (sync_data && fdatasync(e->fd) < 0)
@@ -370,16 +334,16 @@ static int writeback(struct extent *e, struct cowd *s, int sync_data)
             return vd_err_errno(errno, "%s: writing COWD freeSector", e->path);
         s->free_on_disk = s->next_free;
     }
-    for (int i = 0; i < GT_CACHE_SLOTS; i++) {
-        struct gt_slot *sl = &s->cache[i];
-        if (!sl->gte || sl->dirty_hi <= sl->dirty_lo)
+    for (unsigned i = 0; i < s->cache.n; i++) {
+        struct gt_slot *sl = &s->cache.slot[i];
+        if (!gt_slot_dirty(sl))
             continue;
-        int rc = write_u32s(e, sl->gte + sl->dirty_lo, sl->dirty_hi - sl->dirty_lo,
+        int rc = write_u32s(e, (uint32_t *)sl->tab + sl->dirty_lo, sl->dirty_hi - sl->dirty_lo,
                             (uint64_t)s->gd[sl->index] * 512 + (uint64_t)sl->dirty_lo * 4,
                             "COWD grain table");
         if (rc < 0)
             return rc;
-        sl->dirty_lo = sl->dirty_hi = 0;
+        gt_slot_clean(sl);
     }
     if (s->gd_dirty_hi > s->gd_dirty_lo) {
         int rc = write_u32s(e, s->gd + s->gd_dirty_lo, s->gd_dirty_hi - s->gd_dirty_lo,
@@ -411,20 +375,6 @@ static int cowd_flush(struct extent *e)
 
 /* ---- allocation ------------------------------------------------------------ */
 
-static void mark_dirty(struct gt_slot *sl, uint64_t g0, uint64_t n)
-{
-    uint32_t lo = (uint32_t)g0, hi = (uint32_t)(g0 + n);
-    if (sl->dirty_hi <= sl->dirty_lo) {
-        sl->dirty_lo = lo;
-        sl->dirty_hi = hi;
-    } else {
-        if (lo < sl->dirty_lo)
-            sl->dirty_lo = lo;
-        if (hi > sl->dirty_hi)
-            sl->dirty_hi = hi;
-    }
-}
-
 static int room_for(struct extent *e, struct cowd *s, uint64_t sectors)
 {
     if (s->next_free + sectors > UINT32_MAX)
@@ -440,12 +390,12 @@ static struct gt_slot *gt_new(struct extent *e, struct cowd *s, uint64_t gi, int
 {
     if ((*rc = room_for(e, s, COWD_GT_SECTORS)) < 0)
         return NULL;
-    struct gt_slot *sl = slot_take(e, s, rc);
+    struct gt_slot *sl = gt_cache_take(&s->cache, writeback_evicted, e, e->path, rc);
     if (!sl)
         return NULL;
-    memset(sl->gte, 0, COWD_GT_BYTES);
+    memset(sl->tab, 0, COWD_GT_BYTES);
     uint64_t where = s->next_free;
-    if (vd_pwrite_full(e->fd, sl->gte, COWD_GT_BYTES, where * 512) < 0) {
+    if (vd_pwrite_full(e->fd, sl->tab, COWD_GT_BYTES, where * 512) < 0) {
         *rc = vd_err_errno(errno, "%s: writing new COWD grain table at sector %" PRIu64,
                            e->path, where);
         return NULL;
@@ -461,8 +411,7 @@ static struct gt_slot *gt_new(struct extent *e, struct cowd *s, uint64_t gi, int
         if (gi + 1 > s->gd_dirty_hi)
             s->gd_dirty_hi = gi + 1;
     }
-    sl->index = gi;
-    sl->stamp = ++s->clock;
+    gt_cache_set(&s->cache, sl, gi);
     return sl;
 }
 
@@ -549,8 +498,8 @@ static int alloc_run(struct extent *e, struct cowd *s, struct gt_slot *sl, uint6
     }
     s->next_free = where + n * s->grain;
     for (uint64_t k = 0; k < n; k++)
-        sl->gte[g0 + k] = (uint32_t)(where + k * s->grain);
-    mark_dirty(sl, g0, n);
+        ((uint32_t *)sl->tab)[g0 + k] = (uint32_t)(where + k * s->grain);
+    gt_slot_mark_dirty(sl, g0, n);
 out:
     free(hbuf);
     free(tbuf);
@@ -582,7 +531,7 @@ static int cowd_write_alloc(struct extent *e, uint64_t off, const void *buf, siz
             sl = gt_new(e, s, gi, &rc);     /* GT first, then the grains */
         if (!sl)
             break;
-        uint32_t *t = sl->gte;
+        uint32_t *t = sl->tab;
         /* Walk the grains of this chunk; allocate maximal runs of grains
          * still unallocated (another thread may have allocated some since
          * the caller's map()). */
@@ -626,8 +575,7 @@ static void cowd_destroy(struct extent *e)
     struct cowd *s = e->priv;
     if (!s)
         return;
-    for (int i = 0; i < GT_CACHE_SLOTS; i++)
-        free(s->cache[i].gte);
+    gt_cache_destroy(&s->cache);
     free(s->gd);
     pthread_mutex_destroy(&s->lock);
     free(s);
@@ -650,11 +598,11 @@ int extent_cowd_open(struct extent *e)
     if (!s)
         return vd_err_set(VD_E_NOMEM, "%s: out of memory", e->path);
     pthread_mutex_init(&s->lock, NULL);
-    for (int i = 0; i < GT_CACHE_SLOTS; i++)
-        s->cache[i].index = UINT64_MAX;
     e->priv = s;
     e->ops = &cowd_ops;
-    int rc = parse_header(e, s);
+    int rc = gt_cache_init(&s->cache, GT_CACHE_SLOTS, COWD_GT_BYTES);
+    if (rc == 0)
+        rc = parse_header(e, s);
     if (rc < 0) {
         cowd_destroy(e);
         e->ops = NULL;

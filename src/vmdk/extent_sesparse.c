@@ -15,6 +15,7 @@
  * in bits 0-47 (high part) and 48-59 (low 12 bits)); anything else is an
  * error.  The GD is loaded and checked at open, tables on demand. */
 #include "extent.h"
+#include "gt_cache.h"
 
 #include <endian.h>
 #include <errno.h>
@@ -42,12 +43,6 @@
 #define E_ZERO UINT64_MAX             /* unmapped or zeroed grain */
 /* anything else: the grain's sector in the file */
 
-struct gt_slot {
-    uint64_t index;                   /* GT number, UINT64_MAX = empty */
-    uint64_t stamp;
-    uint64_t *gte;
-};
-
 struct sesparse {
     uint64_t capacity;                /* sectors */
     uint64_t gt_cover;                /* bytes covered by one table */
@@ -57,8 +52,7 @@ struct sesparse {
     uint64_t n_gd;                    /* GD entries used (covering the capacity) */
     uint64_t *gd;                     /* table sector, 0 = none */
     pthread_mutex_t lock;
-    struct gt_slot cache[GT_CACHE_SLOTS];
-    uint64_t clock;
+    struct gt_cache cache;            /* SES_GTES decoded entries a table */
 };
 
 static inline uint64_t rd64(const unsigned char *p) { uint64_t v; memcpy(&v, p, 8); return le64toh(v); }
@@ -171,36 +165,33 @@ static int parse_header(struct extent *e, struct sesparse *s)
     return 0;
 }
 
+/* Read-only: tables never change, so nothing is written back. */
+static int no_writeback(void *ctx, struct gt_slot *sl)
+{
+    (void)ctx;
+    (void)sl;
+    return 0;
+}
+
 /* The checked entries of table gi, or NULL: *rc < 0 on error, 0 when the
  * table is absent.  Caller holds s->lock. */
 static const uint64_t *gt_get(struct extent *e, struct sesparse *s, uint64_t gi, int *rc)
 {
     *rc = 0;
-    struct gt_slot *victim = NULL;
-    for (int i = 0; i < GT_CACHE_SLOTS; i++) {
-        struct gt_slot *sl = &s->cache[i];
-        if (sl->gte && sl->index == gi) {
-            sl->stamp = ++s->clock;
-            return sl->gte;
-        }
-        if (!victim || !sl->gte || (victim->gte && sl->stamp < victim->stamp))
-            victim = sl;
-    }
+    struct gt_slot *sl = gt_cache_find(&s->cache, gi);
+    if (sl)
+        return sl->tab;
     if (gi >= s->n_gd || s->gd[gi] == 0)
         return NULL;
-    if (!victim->gte && !(victim->gte = malloc(SES_GT_BYTES))) {
-        *rc = vd_err_set(VD_E_NOMEM, "%s: out of memory for grain table", e->path);
+    if (!(sl = gt_cache_take(&s->cache, no_writeback, NULL, e->path, rc)))
         return NULL;
-    }
-    victim->index = UINT64_MAX;
-    uint64_t *t = victim->gte;
-    if (vd_pread_full(e->fd, t, SES_GT_BYTES, s->gd[gi] * 512, 1) < 0) {
-        *rc = vd_err_errno(errno ? errno : EIO, "%s: reading seSparse grain table %" PRIu64,
-                           e->path, gi);
+    uint64_t *t = sl->tab;
+    if (gt_cache_read(&s->cache, sl, e->fd, s->gd[gi] * 512, 8) < 0) {
+        *rc = vd_err_errno(errno, "%s: reading seSparse grain table %" PRIu64, e->path, gi);
         return NULL;
     }
     for (uint32_t i = 0; i < SES_GTES; i++) {
-        uint64_t v = le64toh(t[i]);
+        uint64_t v = t[i];
         switch (v >> 60) {
         case 0:
             if (v != 0) {
@@ -235,8 +226,7 @@ static const uint64_t *gt_get(struct extent *e, struct sesparse *s, uint64_t gi,
             return NULL;
         }
     }
-    victim->index = gi;
-    victim->stamp = ++s->clock;
+    gt_cache_set(&s->cache, sl, gi);
     return t;
 }
 
@@ -301,8 +291,7 @@ static void ses_destroy(struct extent *e)
     struct sesparse *s = e->priv;
     if (!s)
         return;
-    for (int i = 0; i < GT_CACHE_SLOTS; i++)
-        free(s->cache[i].gte);
+    gt_cache_destroy(&s->cache);
     free(s->gd);
     pthread_mutex_destroy(&s->lock);
     free(s);
@@ -324,11 +313,11 @@ int extent_sesparse_open(struct extent *e)
     if (!s)
         return vd_err_set(VD_E_NOMEM, "%s: out of memory", e->path);
     pthread_mutex_init(&s->lock, NULL);
-    for (int i = 0; i < GT_CACHE_SLOTS; i++)
-        s->cache[i].index = UINT64_MAX;
     e->priv = s;
     e->ops = &ses_ops;
-    int rc = parse_header(e, s);
+    int rc = gt_cache_init(&s->cache, GT_CACHE_SLOTS, SES_GT_BYTES);
+    if (rc == 0)
+        rc = parse_header(e, s);
     if (rc < 0) {
         ses_destroy(e);
         e->ops = NULL;

@@ -135,42 +135,31 @@ static int parse_header(struct extent *e, struct sparse *s)
 
 static int writeback_slot(struct extent *e, struct sparse *s, struct gt_slot *sl, int sync_data);
 
+static int writeback_evicted(void *ctx, struct gt_slot *sl)
+{
+    struct extent *e = ctx;
+    return writeback_slot(e, e->priv, sl, 1);
+}
+
 /* Return the cached GT for index gi (loading it), or NULL with *rc set.
  * Caller holds s->lock.  A GD entry of 0 yields NULL with *rc = 0. */
 static uint32_t *gt_get(struct extent *e, struct sparse *s, uint64_t gi, int *rc)
 {
     *rc = 0;
-    struct gt_slot *victim = NULL;
-    for (int i = 0; i < GT_CACHE_SLOTS; i++) {
-        struct gt_slot *sl = &s->cache[i];
-        if (sl->gte && sl->index == gi) {
-            sl->stamp = ++s->clock;
-            return sl->gte;
-        }
-        if (!victim || !sl->gte || (victim->gte && sl->stamp < victim->stamp))
-            victim = sl;
-    }
+    struct gt_slot *sl = gt_cache_find(&s->cache, gi);
+    if (sl)
+        return sl->tab;
     if (gi >= s->n_gd || s->gd[gi] == 0)
         return NULL;
-    if (victim->gte && victim->dirty_hi > victim->dirty_lo &&
-        (*rc = writeback_slot(e, s, victim, 1)) < 0)
+    if (!(sl = gt_cache_take(&s->cache, writeback_evicted, e, e->path, rc)))
         return NULL;
-    if (!victim->gte) {
-        victim->gte = malloc((size_t)s->num_gtes * 4);
-        if (!victim->gte) {
-            *rc = vd_err_set(VD_E_NOMEM, "%s: out of memory for grain table", e->path);
-            return NULL;
-        }
-    }
-    victim->index = UINT64_MAX;
-    uint32_t *t = victim->gte;
-    if (vd_pread_full(e->fd, t, (size_t)s->num_gtes * 4, (uint64_t)s->gd[gi] * 512, 1) < 0) {
-        *rc = vd_err_errno(errno ? errno : EIO, "%s: reading grain table %" PRIu64, e->path, gi);
+    uint32_t *t = sl->tab;
+    if (gt_cache_read(&s->cache, sl, e->fd, (uint64_t)s->gd[gi] * 512, 4) < 0) {
+        *rc = vd_err_errno(errno, "%s: reading grain table %" PRIu64, e->path, gi);
         return NULL;
     }
     uint64_t limit = s->next_free > s->file_size ? s->next_free : s->file_size;
     for (uint32_t i = 0; i < s->num_gtes; i++) {
-        t[i] = le32toh(t[i]);
         if (t[i] > 1 && (uint64_t)t[i] * 512 >= limit) {
             if (s->unclean_at_open) {
                 /* An interrupted allocation may leave an entry whose grain
@@ -190,8 +179,7 @@ static uint32_t *gt_get(struct extent *e, struct sparse *s, uint64_t gi, int *rc
             return NULL;
         }
     }
-    victim->index = gi;
-    victim->stamp = ++s->clock;
+    gt_cache_set(&s->cache, sl, gi);
     return t;
 }
 
@@ -307,13 +295,13 @@ static int write_gtes(struct extent *e, struct sparse *s, uint64_t gi, const uin
  * (sync_data): a crash can leak a grain but never expose garbage. */
 static int writeback_slot(struct extent *e, struct sparse *s, struct gt_slot *sl, int sync_data)
 {
-    if (sl->dirty_hi <= sl->dirty_lo)
+    if (!gt_slot_dirty(sl))
         return 0;
     if (sync_data && fdatasync(e->fd) < 0)
         return vd_err_errno(errno, "%s: flushing grains", e->path);
-    int rc = write_gtes(e, s, sl->index, sl->gte, sl->dirty_lo, sl->dirty_hi - sl->dirty_lo);
+    int rc = write_gtes(e, s, sl->index, sl->tab, sl->dirty_lo, sl->dirty_hi - sl->dirty_lo);
     if (rc == 0)
-        sl->dirty_lo = sl->dirty_hi = 0;
+        gt_slot_clean(sl);
     return rc;
 }
 
@@ -325,9 +313,9 @@ static int sparse_flush(struct extent *e)
     pthread_mutex_lock(&s->lock);
     if (fdatasync(e->fd) < 0)
         rc = vd_err_errno(errno, "%s: flushing", e->path);
-    for (int i = 0; rc == 0 && i < GT_CACHE_SLOTS; i++) {
-        struct gt_slot *sl = &s->cache[i];
-        if (sl->gte && sl->dirty_hi > sl->dirty_lo) {
+    for (unsigned i = 0; rc == 0 && i < s->cache.n; i++) {
+        struct gt_slot *sl = &s->cache.slot[i];
+        if (gt_slot_dirty(sl)) {
             any = 1;
             rc = writeback_slot(e, s, sl, 0);
         }
@@ -341,22 +329,11 @@ static int sparse_flush(struct extent *e)
 /* Record entries [g0, g0+n) of the cached GT t as changed. */
 static void mark_dirty(struct sparse *s, const uint32_t *t, uint64_t g0, uint64_t n)
 {
-    for (int i = 0; i < GT_CACHE_SLOTS; i++) {
-        struct gt_slot *sl = &s->cache[i];
-        if (sl->gte != t)
-            continue;
-        uint32_t lo = (uint32_t)g0, hi = (uint32_t)(g0 + n);
-        if (sl->dirty_hi <= sl->dirty_lo) {
-            sl->dirty_lo = lo;
-            sl->dirty_hi = hi;
-        } else {
-            if (lo < sl->dirty_lo)
-                sl->dirty_lo = lo;
-            if (hi > sl->dirty_hi)
-                sl->dirty_hi = hi;
+    for (unsigned i = 0; i < s->cache.n; i++)
+        if (s->cache.slot[i].tab == t) {
+            gt_slot_mark_dirty(&s->cache.slot[i], g0, n);
+            return;
         }
-        return;
-    }
 }
 
 /* Allocate grains [g0, g0+n) of GT gi (all unallocated) and write the part
@@ -529,8 +506,7 @@ static void sparse_destroy(struct extent *e)
     struct sparse *s = e->priv;
     if (!s)
         return;
-    for (int i = 0; i < GT_CACHE_SLOTS; i++)
-        free(s->cache[i].gte);
+    gt_cache_destroy(&s->cache);
     free(s->gd);
     free(s->rgd);
     pthread_mutex_destroy(&s->lock);
@@ -562,6 +538,8 @@ int extent_sparse_open(struct extent *e)
     e->priv = s;
     e->ops = &sparse_ops;
     int rc = parse_header(e, s);
+    if (rc == 0)
+        rc = gt_cache_init(&s->cache, GT_CACHE_SLOTS, (size_t)s->num_gtes * 4);
     if (rc < 0) {
         sparse_destroy(e);
         e->ops = NULL;

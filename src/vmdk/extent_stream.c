@@ -9,6 +9,7 @@
  * at a 4-byte size followed by the data.  Decompressed grains are kept in a
  * small cache so small sequential reads do not inflate a grain twice. */
 #include "extent.h"
+#include "gt_cache.h"
 
 #include <endian.h>
 #include <errno.h>
@@ -27,12 +28,6 @@
 #define MARKER_FOOTER 3
 #define MAX_DECOMPRESSORS 16
 
-struct gt_slot {
-    uint64_t index;
-    uint64_t stamp;
-    uint32_t *gte;
-};
-
 struct grain_slot {
     uint64_t grain;          /* grain number, UINT64_MAX = empty */
     uint64_t stamp;
@@ -47,7 +42,7 @@ struct stream {
     int markers;
     pthread_mutex_t lock;    /* caches and the decompressor pool */
     uint64_t clock;
-    struct gt_slot gts[GT_SLOTS];
+    struct gt_cache gts;     /* num_gtes 32-bit entries a table */
     struct grain_slot grains[GRAIN_SLOTS];
     struct libdeflate_decompressor *pool[MAX_DECOMPRESSORS];
     int npool;
@@ -121,8 +116,7 @@ static void stream_destroy(struct extent *e)
     struct stream *s = e->priv;
     if (!s)
         return;
-    for (int i = 0; i < GT_SLOTS; i++)
-        free(s->gts[i].gte);
+    gt_cache_destroy(&s->gts);
     for (int i = 0; i < GRAIN_SLOTS; i++)
         free(s->grains[i].data);
     for (int i = 0; i < s->npool; i++)
@@ -133,6 +127,14 @@ static void stream_destroy(struct extent *e)
     e->priv = NULL;
 }
 
+/* Read-only: tables never change, so nothing is written back. */
+static int no_writeback(void *ctx, struct gt_slot *sl)
+{
+    (void)ctx;
+    (void)sl;
+    return 0;
+}
+
 /* Grain table gi, loaded and validated; NULL with *rc = 0 for a GD hole.
  * Caller holds s->lock. */
 static uint32_t *gt_get(struct extent *e, struct stream *s, uint64_t gi, int *rc)
@@ -140,28 +142,17 @@ static uint32_t *gt_get(struct extent *e, struct stream *s, uint64_t gi, int *rc
     *rc = 0;
     if (gi >= s->n_gd || s->gd[gi] == 0)
         return NULL;
-    struct gt_slot *victim = &s->gts[0];
-    for (int i = 0; i < GT_SLOTS; i++) {
-        struct gt_slot *sl = &s->gts[i];
-        if (sl->gte && sl->index == gi) {
-            sl->stamp = ++s->clock;
-            return sl->gte;
-        }
-        if (!sl->gte || (victim->gte && sl->stamp < victim->stamp))
-            victim = sl;
-    }
-    if (!victim->gte && !(victim->gte = malloc((size_t)s->h.num_gtes * 4))) {
-        *rc = vd_err_set(VD_E_NOMEM, "%s: out of memory for a grain table", e->path);
+    struct gt_slot *sl = gt_cache_find(&s->gts, gi);
+    if (sl)
+        return sl->tab;
+    if (!(sl = gt_cache_take(&s->gts, no_writeback, NULL, e->path, rc)))
         return NULL;
-    }
-    victim->index = UINT64_MAX;
-    uint32_t *t = victim->gte;
-    if (vd_pread_full(e->fd, t, (size_t)s->h.num_gtes * 4, (uint64_t)s->gd[gi] * 512, 1) < 0) {
-        *rc = vd_err_errno(errno ? errno : EIO, "%s: reading grain table %" PRIu64, e->path, gi);
+    uint32_t *t = sl->tab;
+    if (gt_cache_read(&s->gts, sl, e->fd, (uint64_t)s->gd[gi] * 512, 4) < 0) {
+        *rc = vd_err_errno(errno, "%s: reading grain table %" PRIu64, e->path, gi);
         return NULL;
     }
     for (uint32_t i = 0; i < s->h.num_gtes; i++) {
-        t[i] = le32toh(t[i]);
         if (t[i] > 1 && (uint64_t)t[i] * 512 + 12 > s->file_size) {
             *rc = vd_err_set(VD_E_CORRUPT, "%s: grain table %" PRIu64 " entry %" PRIu32
                              " points past end of file (sector %" PRIu32 ")", e->path, gi, i,
@@ -169,8 +160,7 @@ static uint32_t *gt_get(struct extent *e, struct stream *s, uint64_t gi, int *rc
             return NULL;
         }
     }
-    victim->index = gi;
-    victim->stamp = ++s->clock;
+    gt_cache_set(&s->gts, sl, gi);
     return t;
 }
 
@@ -426,7 +416,8 @@ int extent_stream_open(struct extent *e)
                         "implausibly large", e->path, s->n_gd);
         goto fail;
     }
-    if ((rc = load_gd(e, s)) < 0)
+    if ((rc = load_gd(e, s)) < 0 ||
+        (rc = gt_cache_init(&s->gts, GT_SLOTS, (size_t)s->h.num_gtes * 4)) < 0)
         goto fail;
     e->grain_bytes = s->grain_bytes;
     e->write_limit = 0;

@@ -63,10 +63,7 @@ static int cancelled(const char *path, const char *what)
 
 static void drop_cache(struct sparse *s)
 {
-    for (int i = 0; i < GT_CACHE_SLOTS; i++) {
-        s->cache[i].index = UINT64_MAX;
-        s->cache[i].dirty_lo = s->cache[i].dirty_hi = 0;
-    }
+    gt_cache_forget(&s->cache);
 }
 
 static int set_busy(struct extent *e, int busy)

@@ -9,15 +9,9 @@
 #include <stdint.h>
 
 #include "extent.h"
+#include "gt_cache.h"
 
 #define GT_CACHE_SLOTS 64     /* whole grain tables kept per extent */
-
-struct gt_slot {
-    uint64_t index;           /* GT number, UINT64_MAX = empty */
-    uint64_t stamp;           /* LRU clock */
-    uint32_t *gte;            /* num_gtes entries, host order, validated */
-    uint32_t dirty_lo, dirty_hi;  /* entries [lo, hi) not yet on disk */
-};
 
 struct sparse {
     uint32_t version, flags;
@@ -33,8 +27,7 @@ struct sparse {
     uint64_t file_size;       /* bytes at open */
 
     pthread_mutex_t lock;     /* cache and allocation */
-    struct gt_slot cache[GT_CACHE_SLOTS];
-    uint64_t clock;
+    struct gt_cache cache;    /* tables of num_gtes 32-bit entries */
     uint64_t next_free;       /* bytes: where the next grain goes */
     int began_write;
     int busy;                 /* a maintenance operation owns the file (maint.c) */
