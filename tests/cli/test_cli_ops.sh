@@ -42,7 +42,7 @@ ok
 expect 0 clone --overwrite -t stream s1.vmdk k-f1.vmdk
 same k-f1.vmdk s1.raw
 # --single-link: only the child's own data; the rest reads as zeros.
-python3 - c1.raw s1.raw c1only.raw <<'EOF'
+"$PY" - c1.raw s1.raw c1only.raw <<'EOF'
 import sys
 c, s = open(sys.argv[1], 'rb').read(), open(sys.argv[2], 'rb').read()
 G = 65536
@@ -209,7 +209,7 @@ jcheck out "assert j == {'path': 'f1.vmdk', 'repair': False, 'status': 'clean', 
 # Damage a copy: a grain table entry past the end of the file and the
 # unclean-shutdown flag.
 expect 0 clone s1.vmdk k-bad.vmdk
-python3 - k-bad.vmdk <<'EOF'
+"$PY" - k-bad.vmdk <<'EOF'
 import struct, sys
 with open(sys.argv[1], 'r+b') as f:
     h = f.read(512)
