@@ -437,6 +437,22 @@ out:
     return rc;
 }
 
+struct run_ctx {
+    struct extent *e;
+    struct sparse *s;
+    uint32_t *t;
+    uint64_t gi;
+    cow_read_fn cow;
+    void *cow_ctx;
+};
+
+static int alloc_cb(void *ctx, uint64_t g0, uint64_t n, uint64_t pos, const unsigned char *buf,
+                    uint64_t len)
+{
+    struct run_ctx *c = ctx;
+    return alloc_run(c->e, c->s, c->t, c->gi, g0, n, pos, buf, len, c->cow, c->cow_ctx);
+}
+
 static int sparse_write_alloc(struct extent *e, uint64_t off, const void *buf, size_t len,
                               cow_read_fn cow, void *cow_ctx)
 {
@@ -463,40 +479,14 @@ static int sparse_write_alloc(struct extent *e, uint64_t off, const void *buf, s
         uint32_t *t = gt_get(e, s, gi, &rc);
         if (!t)
             break;
-        /* Walk the grains of this chunk; allocate maximal runs of grains
-         * that are still unallocated (another thread may have allocated
-         * some since the caller's map()). */
-        uint64_t pos = off, end = off + chunk;
-        while (pos < end) {
-            uint64_t g = (pos % s->gt_cover) / s->grain_bytes;
-            uint64_t gend = (pos / s->grain_bytes + 1) * s->grain_bytes;
-            if (gend > end)
-                gend = end;
-            if (t[g] > 1) {
-                uint64_t in = pos % s->grain_bytes;
-                if (vd_pwrite_full(e->fd, p + (pos - off), gend - pos,
-                                   (uint64_t)t[g] * 512 + in) < 0) {
-                    rc = vd_err_errno(errno, "%s: writing grain", e->path);
-                    goto unlock;
-                }
-                pos = gend;
-                continue;
-            }
-            uint64_t n = 1, rend = gend;
-            while (rend < end && t[g + n] <= 1) {
-                rend = rend + s->grain_bytes < end ? rend + s->grain_bytes : end;
-                n++;
-            }
-            rc = alloc_run(e, s, t, gi, g, n, pos, p + (pos - off), rend - pos, cow, cow_ctx);
-            if (rc < 0)
-                goto unlock;
-            pos = rend;
-        }
+        struct run_ctx rcx = { e, s, t, gi, cow, cow_ctx };
+        if ((rc = gt_write_table_range(e->fd, e->path, t, 1, s->grain_bytes, s->gt_cover, off,
+                                       p, chunk, alloc_cb, &rcx)) < 0)
+            break;
         p += chunk;
         off += chunk;
         len -= chunk;
     }
-unlock:
     pthread_mutex_unlock(&s->lock);
     return rc;
 }

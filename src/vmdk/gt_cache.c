@@ -115,3 +115,36 @@ void gt_slot_mark_dirty(struct gt_slot *sl, uint64_t g0, uint64_t n)
     if (hi > sl->dirty_hi)
         sl->dirty_hi = hi;
 }
+
+int gt_write_table_range(int fd, const char *path, const uint32_t *t, uint32_t unallocated,
+                         uint64_t grain, uint64_t cover, uint64_t off,
+                         const unsigned char *buf, uint64_t len, gt_alloc_fn alloc,
+                         void *ctx)
+{
+    /* Entries are read as the walk goes: another thread may have
+     * allocated some grains since the caller mapped the range. */
+    uint64_t pos = off, end = off + len;
+    while (pos < end) {
+        uint64_t g = (pos % cover) / grain;
+        uint64_t gend = (pos / grain + 1) * grain;
+        if (gend > end)
+            gend = end;
+        if (t[g] > unallocated) {
+            if (vd_pwrite_full(fd, buf + (pos - off), gend - pos,
+                               (uint64_t)t[g] * 512 + pos % grain) < 0)
+                return vd_err_errno(errno, "%s: writing grain", path);
+            pos = gend;
+            continue;
+        }
+        uint64_t n = 1, rend = gend;
+        while (rend < end && t[g + n] <= unallocated) {
+            rend = rend + grain < end ? rend + grain : end;
+            n++;
+        }
+        int rc = alloc(ctx, g, n, pos, buf + (pos - off), rend - pos);
+        if (rc < 0)
+            return rc;
+        pos = rend;
+    }
+    return 0;
+}

@@ -68,4 +68,18 @@ static inline void gt_slot_clean(struct gt_slot *sl)
     sl->dirty_lo = sl->dirty_hi = 0;
 }
 
+/* The write path of one grain table: for [off, off + len) of the range
+ * the table t covers (off relative to the extent, the table covering
+ * cover bytes of grain bytes each), grains whose entry is above
+ * unallocated (0 for COWD, 1 for hosted sparse, where 1 means a zero
+ * grain) are written in place from buf; each maximal run of the others is
+ * handed to alloc (grains [g0, g0 + n) of the table, extent offset pos,
+ * run_len bytes of data from run_buf).  0 or the first error. */
+typedef int (*gt_alloc_fn)(void *ctx, uint64_t g0, uint64_t n, uint64_t pos,
+                           const unsigned char *run_buf, uint64_t run_len);
+int gt_write_table_range(int fd, const char *path, const uint32_t *t, uint32_t unallocated,
+                         uint64_t grain, uint64_t cover, uint64_t off,
+                         const unsigned char *buf, uint64_t len, gt_alloc_fn alloc,
+                         void *ctx);
+
 #endif
