@@ -334,11 +334,14 @@ static char *temp_name(const char *dst)
     return t;
 }
 
-/* Is name ".<stem>.partial-XXXXXXXX.vmdk" or ".<stem>.plugin-XXXXXXXX.vmdk"
- * (a temporary descriptor of ours, not one of its extents)? */
-static int is_temp_of(const char *name, const char *stem)
+/* Is name one of our temporaries for stem: 1 for a descriptor
+ * ".<stem>.partial-XXXXXXXX.vmdk" (".plugin-" for the plugin path), 2 for
+ * an extent file of one (".<stem>.partial-XXXXXXXX-flat.vmdk", "-s001",
+ * ...), with *desc_len the length of the descriptor's name before
+ * ".vmdk"; 0 otherwise. */
+static int temp_kind(const char *name, const char *stem, size_t *desc_len)
 {
-    size_t sl = strlen(stem);
+    size_t sl = strlen(stem), nl = strlen(name);
     if (name[0] != '.' || strncmp(name + 1, stem, sl) != 0 || name[1 + sl] != '.')
         return 0;
     const char *p = name + 2 + sl;
@@ -351,7 +354,10 @@ static int is_temp_of(const char *name, const char *stem)
     for (int i = 0; i < 8; i++, p++)
         if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
             return 0;
-    return strcmp(p, ".vmdk") == 0;
+    *desc_len = (size_t)(p - name);
+    if (strcmp(p, ".vmdk") == 0)
+        return 1;
+    return p[0] == '-' && nl > 5 && strcmp(name + nl - 5, ".vmdk") == 0 ? 2 : 0;
 }
 
 /* A clone that was killed leaves its hidden temporary disk behind, and
@@ -359,37 +365,52 @@ static int is_temp_of(const char *name, const char *stem)
  * temporaries of the same name that nobody holds: a running clone keeps
  * its temporary descriptor locked, and the moment between making the
  * files and opening them is covered by leaving anything modified in the
- * last STALE_SECONDS alone.  Best effort: failures change nothing. */
+ * last STALE_SECONDS alone.  Extent files whose descriptor is gone (a
+ * clone killed while creating them) go too.  Best effort: failures change
+ * nothing. */
 #define STALE_SECONDS 600
+
+/* Old enough and not locked by anyone. */
+static int is_stale(const char *path)
+{
+    int fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0)
+        return 0;
+    struct stat st;
+    int stale = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+                time(NULL) - st.st_mtime >= STALE_SECONDS && vd_lock_fd(fd, 1, path) == 0;
+    close(fd);
+    return stale;
+}
 
 static void sweep_stale_temps(const char *dst)
 {
     char *dir = vd_path_dir(dst), *stem = vd_path_stem(vd_path_base(dst));
-    DIR *d = dir && stem ? opendir(dir) : NULL;
-    struct dirent *de;
-    while (d && (de = readdir(d)) != NULL) {
-        if (!is_temp_of(de->d_name, stem))
-            continue;
-        char *path = vd_path_join(dir, de->d_name);
-        int fd = path ? open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW) : -1;
-        struct stat st;
-        int stale = fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
-                    time(NULL) - st.st_mtime >= STALE_SECONDS &&
-                    vd_lock_fd(fd, 1, path) == 0;
-        if (fd >= 0)
-            close(fd);
-        if (stale) {
-            /* A stream temporary is one file with no valid header yet;
-             * the others are whole disks, extents included. */
-            if (ops_unlink(path) < 0)
-                unlink(path);
-            vdplugin_log("Clone %s: removed %s, left by a clone that did not finish", dst,
-                         path);
+    /* Pass 1: whole temporary disks; pass 2: extents left without one. */
+    for (int pass = 1; pass <= 2 && dir && stem; pass++) {
+        DIR *d = opendir(dir);
+        struct dirent *de;
+        while (d && (de = readdir(d)) != NULL) {
+            size_t dl;
+            if (temp_kind(de->d_name, stem, &dl) != pass)
+                continue;
+            char *path = vd_path_join(dir, de->d_name);
+            char *desc = pass == 2 ? vd_asprintf("%s/%.*s.vmdk", dir, (int)dl, de->d_name)
+                                   : NULL;
+            if (path && (pass == 1 || (desc && access(desc, F_OK) != 0)) && is_stale(path)) {
+                /* A stream temporary is one file with no valid header
+                 * yet: if it cannot be opened as a disk, it goes alone. */
+                if (pass == 2 || ops_unlink(path) < 0)
+                    unlink(path);
+                vdplugin_log("Clone %s: removed %s, left by a clone that did not finish", dst,
+                             path);
+            }
+            free(path);
+            free(desc);
         }
-        free(path);
+        if (d)
+            closedir(d);
     }
-    if (d)
-        closedir(d);
     free(dir);
     free(stem);
     vd_err_clear();

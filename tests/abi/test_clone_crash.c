@@ -22,8 +22,9 @@
  * be removed by a killed process: they are listed and must not stop a new
  * clone to the same name, which is done last and checked.  That clone
  * also tidies up: leftovers older than ten minutes (their times set back
- * here) are removed, while a young one and a locked one (as a running
- * clone holds its temporary) are kept.
+ * here) are removed, and so is an old extent file whose descriptor is
+ * gone, while a young one and a locked one (as a running clone holds its
+ * temporary), with its extent, are kept.
  * Destinations: monolithicSparse and streamOptimized at every point,
  * twoGbMaxExtentSparse (descriptor + extent renamed separately) at 30%
  * blocked and 100%. */
@@ -423,14 +424,19 @@ static void test_kill_clone(void **state)
         assert_true(aged > 0);
         int lfd = fake_temp(".final.partial-0badf00d.vmdk", 1);
         fake_temp(".final.plugin-0000beef.vmdk", 0);
+        /* old extent files: one of the locked temporary, one orphan */
+        close(fake_temp(".final.partial-0badf00d-flat.vmdk", 1));
+        close(fake_temp(".final.partial-00c0ffee-s001.vmdk", 1));
         assert_int_equal(clone_and_kill(src, dst, types[t].type, 101, 0, &seen), 0);
-        assert_int_equal(abi_count_prefix(abi_dir(), ".final."), 2);
+        assert_int_equal(abi_count_prefix(abi_dir(), ".final."), 3);
         assert_true(abi_exists(abi_path(".final.partial-0badf00d.vmdk")));
+        assert_true(abi_exists(abi_path(".final.partial-0badf00d-flat.vmdk")));
         assert_true(abi_exists(abi_path(".final.plugin-0000beef.vmdk")));
-        print_message("  %s: the next clone removed %zu stale file(s), kept the young and the "
-                      "locked one\n", types[t].name, aged);
+        print_message("  %s: the next clone removed %zu stale file(s) and an orphan extent, "
+                      "kept the young and the locked one\n", types[t].name, aged);
         close(lfd);
         remove(abi_path(".final.partial-0badf00d.vmdk"));
+        remove(abi_path(".final.partial-0badf00d-flat.vmdk"));
         remove(abi_path(".final.plugin-0000beef.vmdk"));
         verify_disk(dst, "clone after a killed clone of the same name");
         if (qemu)
