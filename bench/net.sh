@@ -105,6 +105,8 @@ cpu_of() { awk -v hz="$HZ" '{ printf "%.2f", ($14 + $15) / hz }' "/proc/$1/stat"
 HZ=$(getconf CLK_TCK 2>/dev/null || echo 100)
 TIME=$(command -v /usr/bin/time 2>/dev/null || true)
 
+cpu_file() { echo "$W/cpu.$(echo "$1" | tr -c 'a-zA-Z0-9\n' _)"; }
+
 # copy NAME URI SERVER_PID: best nbdcopy-to-null throughput.  The CPU
 # seconds of the server and of nbdcopy in that best run go to
 # $W/cpu.NAME ("server client"; client only with /usr/bin/time).
@@ -127,12 +129,12 @@ copy() {
         echo "  $1 run $r: $v MB/s (CPU seconds: server $sc, nbdcopy $cc)" >&2
         if [ "$(best "$v" "$b")" != "$b" ]; then
             b=$v
-            echo "$sc $cc" > "$W/cpu.$(echo "$1" | tr -c 'a-zA-Z0-9\n' _)"
+            echo "$sc $cc" > "$(cpu_file "$1")"
         fi
     done
     echo "$b"
 }
-cpu() { cat "$W/cpu.$(echo "$1" | tr -c 'a-zA-Z0-9\n' _)" 2>/dev/null || echo "- -"; }
+cpu() { cat "$(cpu_file "$1")" 2>/dev/null || echo "- -"; }
 
 # lib NAME ARGS...: best bench_net throughput.
 lib() {

@@ -312,27 +312,23 @@ int ops_plugin_link_stat(vmdk_disk *eng, int link, struct vdplugin_stat *sum)
     int rc = vmdk_link_info(eng, link, &li);
     if (rc < 0)
         return rc;
-    /* The descriptor, then every extent file not counted yet (a
-     * monolithic disk's descriptor is its extent). */
-    const char *done[MAX_EXTENTS + 1];
-    int ndone = 0;
-    for (int i = -1; i < li.num_extents && i < MAX_EXTENTS; i++) {
+    /* The descriptor, then each extent file (a monolithic disk's
+     * descriptor is its extent; extents in one file follow each other). */
+    const char *prev = NULL;
+    for (int i = -1; i < li.num_extents; i++) {
         const char *file = li.path;
         if (i >= 0) {
             struct vmdk_extent_info ei;
             if ((rc = vmdk_extent_info(eng, link, i, &ei)) < 0)
                 return rc;
             file = ei.path;
+            if (!file || strcmp(file, li.path) == 0 || (prev && strcmp(file, prev) == 0))
+                continue;
         }
-        int seen = !file;
-        for (int k = 0; k < ndone && !seen; k++)
-            seen = strcmp(done[k], file) == 0;
-        if (seen)
-            continue;
         struct vdplugin_stat st;
         if ((rc = vdplugin_statx(file, &st)) < 0)
             return rc;
-        if (ndone > 0 && strcmp(st.plugin, sum->plugin) != 0)
+        if (prev && strcmp(st.plugin, sum->plugin) != 0)
             return vd_err_set(VD_E_UNSUPPORTED, "the files of %s are on datastores of "
                               "different plugins", li.path);
         memcpy(sum->plugin, st.plugin, sizeof sum->plugin);
@@ -340,7 +336,7 @@ int ops_plugin_link_stat(vmdk_disk *eng, int link, struct vdplugin_stat *sum)
         sum->allocated += st.allocated;
         sum->unique += st.unique;
         sum->alloc_type = st.alloc_type;
-        done[ndone++] = file;
+        prev = file;
     }
     return 0;
 }
