@@ -21,6 +21,12 @@ python3-vmdkstream
 xfsprogs
 bsdutils
 time
+golang-go
+golang-github-vmware-govmomi-dev
+golang-github-google-uuid-dev
+curl
+libcurl4-gnutls-dev
+libxml2-dev
 "
 
 missing=""

@@ -100,6 +100,52 @@ typedef struct {
 VixError vddk_disk_get_link_info(VixDiskLibHandle handle, int link, vddk_link_info **info);
 void vddk_disk_free_link_info(vddk_link_info *info);
 
+/* ---- vSphere inventory --------------------------------------------------
+ * What a user needs to find a disk to open on a vCenter or ESXi host: its
+ * VMs, their snapshots and their disks.  cp names the server, credentials
+ * and thumbprint as for ConnectEx; with vmxSpec "moref=vm-N" only that VM
+ * is listed, and snapshotRef (may be NULL) lists its disks as of that
+ * snapshot.  Free with vddk_disk_vsphere_free. */
+typedef struct {
+   char *moref;                  /* "snapshot-12" */
+   char *name;
+   char *createTime;             /* as the server gives it (xsd:dateTime) */
+   uint32 depth;                 /* 0 for a root snapshot, 1 for its children, ... */
+} vddk_vsphere_snapshot;
+
+typedef struct {
+   int32 key;                    /* device key (2000 = first SCSI disk) */
+   char *path;                   /* "[datastore] vm/vm.vmdk": open this */
+   uint64 capacity;              /* bytes */
+   char **chain;                 /* path, then its parents (delta chain) */
+   uint32 numChain;
+   char *label;                  /* "Hard disk 1", or NULL */
+} vddk_vsphere_disk;
+
+typedef struct {
+   char *moref;                  /* "vm-57": vmxSpec "moref=vm-57" */
+   char *name;
+   char *powerState;             /* "poweredOn", "poweredOff", "suspended" */
+   char *host;                   /* moref of its host, or NULL */
+   char *datacenter;             /* inventory path of its datacenter */
+   char *uuid;                   /* config.uuid, or NULL */
+   vddk_vsphere_disk *disks;
+   uint32 numDisks;
+   vddk_vsphere_snapshot *snapshots;   /* the snapshot tree, depth first */
+   uint32 numSnapshots;
+} vddk_vsphere_vm;
+
+VixError vddk_disk_vsphere_list(const VixDiskLibConnectParams *cp, const char *snapshotRef,
+                                vddk_vsphere_vm **vms, uint32 *count);
+void vddk_disk_vsphere_free(vddk_vsphere_vm *vms, uint32 count);
+
+/* The SHA-1 and SHA-256 thumbprints ("AB:CD:...", upper case) of the
+ * certificate a TLS server presents on server:port (port 0: 443).  Nothing
+ * is checked or sent beyond the TLS handshake.  sha1 holds 60 bytes,
+ * sha256 96. */
+VixError vddk_disk_server_thumbprints(const char *server, uint32 port, char *sha1,
+                                      char *sha256);
+
 /* The last failure on this thread: its VixError (VIX_OK if none) and, if
  * detail is not NULL, a one-line description valid until the next call. */
 VixError vddk_disk_last_error(const char **detail);

@@ -19,7 +19,7 @@ EXPORT VixError vddk_disk_get_link_info(VixDiskLibHandle h, int link, vddk_link_
     VixError e = vixdl_get_disk(op, h);
     if (e != VIX_OK)
         return e;
-    vmdk_disk *eng = vdisk_local_engine(h->disk);
+    vmdk_disk *eng = vdisk_engine(h->disk);
     struct vmdk_link_info li;
     if (!eng) {
         e = vixdl_fail(op, VIX_E_NOT_SUPPORTED_ON_REMOTE_OBJECT, "%s: link details are only "

@@ -102,6 +102,8 @@ const char *vd_err_name(int code)
     case VD_E_CANTREPAIR: return "cannot repair";
     case VD_E_CAPACITY_MISMATCH: return "capacity mismatch";
     case VD_E_ATTACH_ROOTLINK: return "child chain has no parent reference";
+    case VD_E_NET_REFUSED: return "connection refused";
+    case VD_E_NET_SHUTDOWN: return "server shutting down";
     default: return "unknown error";
     }
 }

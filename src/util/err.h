@@ -38,6 +38,8 @@ enum vd_err {
     VD_E_CANTREPAIR,      /* CheckRepair found damage it cannot repair */
     VD_E_CAPACITY_MISMATCH, /* parent and child capacities differ */
     VD_E_ATTACH_ROOTLINK, /* the child chain ends in a base disk, not a delta */
+    VD_E_NET_REFUSED,     /* the server's host refused the TCP connection */
+    VD_E_NET_SHUTDOWN,    /* the server said it is going away */
     VD_E__COUNT
 };
 

@@ -63,9 +63,28 @@ int vd_pwrite_full(int fd, const void *buf, size_t len, uint64_t off)
     return 0;
 }
 
+/* A datastore path "[ds] dir/name" (or a bare "[ds]"): the length of its
+ * "[ds]" prefix, else 0. */
+static size_t ds_prefix(const char *path)
+{
+    if (path[0] != '[')
+        return 0;
+    const char *end = strchr(path, ']');
+    return end && (end[1] == ' ' || end[1] == '\0') ? (size_t)(end - path) + 1 : 0;
+}
+
 char *vd_path_dir(const char *path)
 {
     const char *slash = strrchr(path, '/');
+    size_t ds = ds_prefix(path);
+    if (ds && (!slash || slash < path + ds)) {   /* "[ds] name": the datastore's root */
+        char *d = malloc(ds + 1);
+        if (d) {
+            memcpy(d, path, ds);
+            d[ds] = '\0';
+        }
+        return d;
+    }
     if (!slash)
         return vd_strdup(".");
     if (slash == path)
@@ -82,13 +101,23 @@ char *vd_path_dir(const char *path)
 const char *vd_path_base(const char *path)
 {
     const char *slash = strrchr(path, '/');
+    size_t ds = ds_prefix(path);
+    if (ds && (!slash || slash < path + ds)) {
+        path += ds;
+        while (*path == ' ')
+            path++;
+        return path;
+    }
     return slash ? slash + 1 : path;
 }
 
 char *vd_path_join(const char *dir, const char *name)
 {
-    if (name[0] == '/' || !dir || !dir[0] || strcmp(dir, ".") == 0)
+    if (name[0] == '/' || ds_prefix(name) || !dir || !dir[0] || strcmp(dir, ".") == 0)
         return vd_strdup(name);
+    size_t ds = ds_prefix(dir);
+    if (ds && dir[ds] == '\0')          /* "[ds]" + "name" = "[ds] name" */
+        return vd_asprintf("%s %s", dir, name);
     return vd_asprintf("%s/%s", dir, name);
 }
 

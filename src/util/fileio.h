@@ -12,11 +12,14 @@
 int vd_pread_full(int fd, void *buf, size_t len, uint64_t off, int eof_is_error);
 int vd_pwrite_full(int fd, const void *buf, size_t len, uint64_t off);
 
-/* Directory part of path ("." when it has none); malloc'd. */
+/* Paths are local ("/a/b.vmdk") or datastore paths ("[ds] dir/b.vmdk").
+ * Directory part of path ("." when it has none; "[ds]" for "[ds] b.vmdk");
+ * malloc'd. */
 char *vd_path_dir(const char *path);
 /* Base name of path (pointer into path). */
 const char *vd_path_base(const char *path);
-/* name if absolute, else dir/name; malloc'd. */
+/* name if absolute (starts with '/' or "[ds]"), else dir/name ("[ds] name"
+ * when dir is a bare "[ds]"); malloc'd. */
 char *vd_path_join(const char *dir, const char *name);
 /* path without its final ".vmdk" (case-insensitive), malloc'd. */
 char *vd_path_stem(const char *path);

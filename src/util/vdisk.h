@@ -42,7 +42,7 @@ struct vdisk_ops {
     int (*close)(struct vdisk *d);          /* frees d */
     /* Optional (NULL: write zeros): make the range read as zeros. */
     int (*zero)(struct vdisk *d, uint64_t off, uint64_t len);
-    const char *transport;                  /* "file", "nbd", "nbdssl" */
+    const char *transport;                  /* "file", "nbd", "nbdssl", "https" */
 };
 
 struct vdisk {
@@ -55,7 +55,19 @@ struct vdisk {
 /* Open a local disk (path to a descriptor or monolithic file); flags are
  * enum vmdk_open_flags. */
 int vdisk_open_local(const char *path, unsigned flags, struct vdisk **out);
-/* The local engine disk behind d, or NULL if d is not local. */
+/* Open a disk whose files are read from fs (util/vfile.h) with the one VMDK
+ * engine (vmdk_open_fs); d->ops->transport is transport (copied; NULL:
+ * "file").  On a non-local fs the disk is read-only: pwrite, zero and
+ * meta_set fail with VD_E_READONLY. */
+struct vd_fs;
+int vdisk_open_fs(const char *path, unsigned flags, struct vd_fs *fs, const char *transport,
+                  struct vdisk **out);
+/* The local engine disk behind d, or NULL if d is not a local disk (a disk
+ * read through a non-local vd_fs is not local: its files have no paths on
+ * this host). */
 struct vmdk_disk *vdisk_local_engine(struct vdisk *d);
+/* The engine disk behind d for any disk of vdisk_open_local/vdisk_open_fs
+ * (read-only use: link information), NULL for other disks. */
+struct vmdk_disk *vdisk_engine(struct vdisk *d);
 
 #endif

@@ -1,7 +1,8 @@
 /* conn.c - connections and connect parameters.
  *
  * A connection with no server name (NULL or "") is local: disks are files.
- * A server name makes it remote: disks are NBD exports (remote.c).
+ * A server name makes it remote: disks are NBD exports (remote.c), or,
+ * with a "moref=" vmxSpec, the disks of a vSphere VM (vsphere.c).
  * Everything needed from the caller's
  * parameters is copied during the call (callers free their strings right
  * after Connect returns). */
@@ -10,6 +11,7 @@
 
 #include "vixdl.h"
 #include "../util/fileio.h"
+#include "../vmdk/vmdk.h"
 
 /* Who owns the strings of a VixDiskLibConnectParams: the caller (structs
  * from AllocateConnectParams) or the library (from GetConnectParams). */
@@ -100,7 +102,6 @@ VIXDL_EXPORT VixError VixDiskLib_ConnectEx(const VixDiskLibConnectParams *cp, Bo
                                            const char *snapshotRef, const char *transportModes,
                                            VixDiskLibConnection *connection)
 {
-    (void)snapshotRef;
     if (!connection)
         return vixdl_fail("ConnectEx", VIX_E_INVALID_ARG, "no place to return the connection");
     *connection = NULL;
@@ -108,8 +109,14 @@ VIXDL_EXPORT VixError VixDiskLib_ConnectEx(const VixDiskLibConnectParams *cp, Bo
         return vixdl_fail("ConnectEx", VIX_E_DISK_NOINIT, "VixDiskLib_InitEx has not been "
                           "called");
     struct nbd_remote *net = NULL;
+    struct vixdl_vsphere *vs = NULL;
     const char *mode = NULL;
-    if (is_remote(cp)) {
+    if (vixdl_is_vsphere(cp)) {
+        VixError ve = vixdl_vsphere_connect(cp, snapshotRef, transportModes, &vs);
+        if (ve != VIX_OK)
+            return ve;
+        mode = "https";
+    } else if (is_remote(cp)) {
         VixError re = vixdl_remote_connect(cp, transportModes, &net, &mode);
         if (re != VIX_OK)
             return re;
@@ -123,16 +130,19 @@ VIXDL_EXPORT VixError VixDiskLib_ConnectEx(const VixDiskLibConnectParams *cp, Bo
     if (!c || !(c->params = copy_params(cp))) {
         free(c);
         vixdl_remote_free(net);
+        vixdl_vsphere_free(vs);
         return vixdl_fail("ConnectEx", VIX_E_OUT_OF_MEMORY, "out of memory");
     }
     c->readonly = readOnly != 0;
-    c->remote = net != NULL;
+    c->remote = net != NULL || vs != NULL;
     c->net = net;
+    c->vs = vs;
     c->mode = mode;
     if (vixdl_register(&c->obj, VIXDL_CONN) < 0) {
         free_strings(c->params);
         free(c->params);
         vixdl_remote_free(net);
+        vixdl_vsphere_free(vs);
         free(c);
         return vixdl_fail("ConnectEx", VIX_E_OUT_OF_MEMORY, "out of memory");
     }
@@ -154,6 +164,7 @@ VIXDL_EXPORT VixError VixDiskLib_Disconnect(VixDiskLibConnection connection)
     free_strings(c->params);
     free(c->params);
     vixdl_remote_free(c->net);
+    vixdl_vsphere_free(c->vs);
     free(c);
     return VIX_OK;
 }
@@ -197,6 +208,8 @@ VIXDL_EXPORT VixError VixDiskLib_PrepareForAccess(const VixDiskLibConnectParams 
 {
     /* Blocking VM relocation is a vCenter service; locally (and over our
      * NBD transport) there is nothing to block, so this records the call. */
+    if (vixdl_is_vsphere(cp))
+        return vixdl_vsphere_access(cp, identity, 1);
     vixdl_log("PrepareForAccess(%s): nothing to do for %s", identity ? identity : "",
               is_remote(cp) ? cp->serverName : "local disks");
     return VIX_OK;
@@ -205,6 +218,8 @@ VIXDL_EXPORT VixError VixDiskLib_PrepareForAccess(const VixDiskLibConnectParams 
 VIXDL_EXPORT VixError VixDiskLib_EndAccess(const VixDiskLibConnectParams *cp,
                                            const char *identity)
 {
+    if (vixdl_is_vsphere(cp))
+        return vixdl_vsphere_access(cp, identity, 0);
     vixdl_log("EndAccess(%s): nothing to do for %s", identity ? identity : "",
               is_remote(cp) ? cp->serverName : "local disks");
     return VIX_OK;
@@ -213,11 +228,26 @@ VIXDL_EXPORT VixError VixDiskLib_EndAccess(const VixDiskLibConnectParams *cp,
 VIXDL_EXPORT VixError VixDiskLib_Cleanup(const VixDiskLibConnectParams *cp,
                                          uint32 *numCleanedUp, uint32 *numRemaining)
 {
-    (void)cp;
-    /* No server-side state is ever left behind by this library. */
+    /* No server-side state is ever left behind by this library; on vSphere
+     * the server is still asked, so that bad parameters fail. */
+    if (vixdl_is_vsphere(cp) && cp->specType == VIXDISKLIB_SPEC_VMX) {
+        VixError e = vixdl_vsphere_cleanup(cp);
+        if (e != VIX_OK)
+            return e;
+    }
     if (numCleanedUp)
         *numCleanedUp = 0;
     if (numRemaining)
         *numRemaining = 0;
     return VIX_OK;
+}
+
+int vixdl_conn_open_disk(struct VixDiskLibConnectParam *c, const char *path, unsigned vf,
+                         struct vdisk **out)
+{
+    if (c->vs)
+        return vixdl_vsphere_open(c->vs, path, vf, out);
+    if (c->remote)
+        return vdisk_open_nbd(c->net, path, (vf & VMDK_OPEN_RDONLY) != 0, out);
+    return vdisk_open_local(path, vf, out);
 }

@@ -218,8 +218,10 @@ VIXDL_EXPORT VixError VixDiskLib_Clone(const VixDiskLibConnection dstConnection,
         e = to_create_params("Clone", vixCreateParams, &p);
     if (e == VIX_OK) {
         struct vdisk *src;
-        int rc = sc->remote ? vdisk_open_nbd(sc->net, srcPath, 1, &src)
-                            : vdisk_open_local(srcPath, VMDK_OPEN_RDONLY, &src);
+        int rc = dc->vs ? vd_err_set(VD_E_UNSUPPORTED, "%s: the https transport cannot "
+                                     "write to vSphere disks (that needs nbdssl or nbd, not "
+                                     "implemented yet)", dstPath)
+                        : vixdl_conn_open_disk(sc, srcPath, VMDK_OPEN_RDONLY, &src);
         if (rc == 0) {
             struct progress_bridge b = { progressFunc, progressCallbackData };
             if (dc->remote) {

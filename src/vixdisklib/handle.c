@@ -57,7 +57,11 @@ VIXDL_EXPORT VixError VixDiskLib_Open(const VixDiskLibConnection connection, con
         goto out;
     }
     int rc;
-    if (c->remote) {
+    if (c->vs) {
+        /* Read through the engine from the datastore; SINGLE_LINK applies,
+         * wire compression does not (https moves files, not sectors). */
+        rc = vixdl_conn_open_disk(c, path, vf, &h->disk);
+    } else if (c->remote) {
         /* The export is chosen by name ("[datastore] path"); the server
          * decides whole chain or single link, so SINGLE_LINK and
          * UNBUFFERED have no effect here, and no wire compression exists. */
@@ -148,11 +152,23 @@ static VixError check_range(const char *op, VixDiskLibHandle h, VixDiskLibSector
     return VIX_OK;
 }
 
+/* Writes to vSphere disks need a transport that moves sectors. */
+static VixError check_write(const char *op, VixDiskLibHandle h, int write)
+{
+    if (write && h->conn->vs)
+        return vixdl_fail(op, VIX_E_NOT_SUPPORTED, "%s: the https transport reads datastore "
+                          "files and cannot write; writing to a vSphere disk needs the nbdssl or "
+                          "nbd transport (NFC), which this library does not have yet", h->path);
+    return VIX_OK;
+}
+
 static VixError sync_io(const char *op, VixDiskLibHandle h, int write,
                         VixDiskLibSectorType start, VixDiskLibSectorType n, void *buf)
 {
     GET_DISK(op, h);
-    VixError e = check_range(op, h, start, n, buf);
+    VixError e = check_write(op, h, write);
+    if (e == VIX_OK)
+        e = check_range(op, h, start, n, buf);
     if (e == VIX_OK && n) {
         int rc = vixdl_io(h, write, buf, n * VIXDISKLIB_SECTOR_SIZE,
                           start * VIXDISKLIB_SECTOR_SIZE);
@@ -180,7 +196,9 @@ static VixError async_io(const char *op, VixDiskLibHandle h, int write,
                          VixDiskLibCompletionCB cb, void *data)
 {
     GET_DISK(op, h);
-    VixError e = check_range(op, h, start, n, buf);
+    VixError e = check_write(op, h, write);
+    if (e == VIX_OK)
+        e = check_range(op, h, start, n, buf);
     if (e == VIX_OK && !cb)
         e = vixdl_fail(op, VIX_E_INVALID_ARG, "no completion callback given");
     if (e == VIX_OK) {
@@ -337,6 +355,10 @@ VIXDL_EXPORT VixError VixDiskLib_WriteMetadata(VixDiskLibHandle h, const char *k
     if (!key || !*key || !val) {
         e = vixdl_fail("WriteMetadata", VIX_E_INVALID_ARG, "%s", !val ? "no value given (keys "
                        "cannot be removed; write an empty value)" : "no key given");
+    } else if (h->conn->vs) {
+        e = vixdl_fail("WriteMetadata", VIX_E_NOT_SUPPORTED, "%s: the https transport cannot "
+                       "write; disk-database writes to vSphere disks need nbdssl or nbd (NFC), "
+                       "which this library does not have yet", h->path);
     } else if (h->conn->remote) {
         e = vixdl_fail("WriteMetadata", VIX_E_NOT_SUPPORTED_ON_REMOTE_OBJECT, "%s: the NBD "
                        "transport carries no disk-database writes", h->path);

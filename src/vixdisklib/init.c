@@ -129,6 +129,8 @@ VixError vixdl_from_vd(int rc)
     case VD_E_CANTREPAIR: return VIX_E_DISK_CANTREPAIR;
     case VD_E_CAPACITY_MISMATCH: return VIX_E_DISK_CAPACITY_MISMATCH;
     case VD_E_ATTACH_ROOTLINK: return VIX_E_DISK_ATTACH_ROOTLINK;
+    case VD_E_NET_REFUSED: return VIX_E_HOST_NETWORK_CONN_REFUSED;
+    case VD_E_NET_SHUTDOWN: return VIX_E_HOST_SERVER_SHUTDOWN;
     default: return VIX_E_FAIL;
     }
 }
@@ -291,7 +293,7 @@ VIXDL_EXPORT void VixDiskLib_Exit(void)
 
 VIXDL_EXPORT const char *VixDiskLib_ListTransportModes(void)
 {
-    return "file:nbdssl:nbd";
+    return "file:nbdssl:nbd:https";
 }
 
 VIXDL_EXPORT char *VixDiskLib_GetErrorText(VixError err, const char *locale)

@@ -31,7 +31,7 @@ void vixdl_remote_free(struct nbd_remote *r)
     free(r);
 }
 
-static int cfg_ms(const char *ours, const char *vddk, long dflt)
+int vixdl_config_ms(const char *ours, const char *vddk, long dflt)
 {
     long v = vixdl_config_long(ours, -1);
     if (v <= 0 && vddk)
@@ -41,7 +41,7 @@ static int cfg_ms(const char *ours, const char *vddk, long dflt)
     return v > 3600000 ? 3600000 : (int)v;
 }
 
-static int cfg_bool(const char *key, int dflt)
+int vixdl_config_bool(const char *key, int dflt)
 {
     const char *v = vixdl_config(key);
     if (!v || !*v)
@@ -128,13 +128,13 @@ VixError vixdl_remote_connect(const VixDiskLibConnectParams *cp, const char *mod
         vixdl_remote_free(r);
         return vixdl_fail(op, VIX_E_OUT_OF_MEMORY, "out of memory");
     }
-    r->verify_chain = cfg_bool("openvddk.net.VerifyCertificate",
-                               cfg_bool("vixDiskLib.linuxSSL.verifyCertificates", 1));
-    r->connect_timeout_ms = cfg_ms("openvddk.net.ConnectTimeoutMs",
+    r->verify_chain = vixdl_config_bool("openvddk.net.VerifyCertificate",
+                               vixdl_config_bool("vixDiskLib.linuxSSL.verifyCertificates", 1));
+    r->connect_timeout_ms = vixdl_config_ms("openvddk.net.ConnectTimeoutMs",
                                    "vixDiskLib.nfc.AcceptTimeoutMs", 30000);
-    r->read_timeout_ms = cfg_ms("openvddk.net.ReadTimeoutMs", "vixDiskLib.nfc.ReadTimeoutMs",
+    r->read_timeout_ms = vixdl_config_ms("openvddk.net.ReadTimeoutMs", "vixDiskLib.nfc.ReadTimeoutMs",
                                 60000);
-    r->write_timeout_ms = cfg_ms("openvddk.net.WriteTimeoutMs",
+    r->write_timeout_ms = vixdl_config_ms("openvddk.net.WriteTimeoutMs",
                                  "vixDiskLib.nfc.WriteTimeoutMs", 60000);
     long inflight = vixdl_config_long("openvddk.net.MaxInFlight", 64);
     r->max_inflight = inflight < 1 ? 1 : inflight > 1024 ? 1024 : (unsigned)inflight;

@@ -22,6 +22,10 @@ int vixdl_initialised(void);
 /* Value of a config-file key (case-insensitive), or NULL. */
 const char *vixdl_config(const char *key);
 long vixdl_config_long(const char *key, long dflt);
+/* A time in ms from our key, else VDDK's key, else dflt (capped at 1 h). */
+int vixdl_config_ms(const char *ours, const char *vddk, long dflt);
+/* "0", "false", "no" are false; anything else set is true. */
+int vixdl_config_bool(const char *key, int dflt);
 void vixdl_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void vixdl_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
@@ -61,8 +65,35 @@ struct VixDiskLibConnectParam {
     int readonly;
     VixDiskLibConnectParams *params;   /* library-owned deep copy */
     struct nbd_remote *net;            /* remote: how to reach the server */
-    const char *mode;                  /* remote: "nbdssl" or "nbd" */
+    struct vixdl_vsphere *vs;          /* vSphere: session, VM, datastore files */
+    const char *mode;                  /* remote: "nbdssl", "nbd" or "https" */
 };
+
+/* Open a disk of connection c (local file, NBD export or vSphere disk);
+ * vf are enum vmdk_open_flags. */
+int vixdl_conn_open_disk(struct VixDiskLibConnectParam *c, const char *path, unsigned vf,
+                         struct vdisk **out);
+
+/* ---- vSphere connections (vsphere.c) ---- */
+
+struct vixdl_vsphere;
+/* A server name and a "moref=" vmxSpec (or a non-VMX spec type). */
+int vixdl_is_vsphere(const VixDiskLibConnectParams *cp);
+VixError vixdl_vsphere_connect(const VixDiskLibConnectParams *cp, const char *snapshot,
+                               const char *modes, struct vixdl_vsphere **out);
+void vixdl_vsphere_free(struct vixdl_vsphere *v);
+int vixdl_vsphere_open(struct vixdl_vsphere *v, const char *path, unsigned vf,
+                       struct vdisk **out);
+VixError vixdl_vsphere_access(const VixDiskLibConnectParams *cp, const char *identity,
+                              int prepare);
+VixError vixdl_vsphere_cleanup(const VixDiskLibConnectParams *cp);
+struct vs_conf;
+struct vs_session;
+/* The vs_conf for cp and the config file (strings point into cp). */
+void vixdl_vsphere_conf(const VixDiskLibConnectParams *cp, struct vs_conf *c);
+/* A logged-in session for cp; failures are reported as operation op. */
+VixError vixdl_vsphere_session(const char *op, const VixDiskLibConnectParams *cp,
+                               struct vs_session **out);
 
 /* ---- remote connections (remote.c) ---- */
 

@@ -15,6 +15,7 @@
 #include "vmdk.h"
 #include "../util/err.h"
 #include "../util/fileio.h"
+#include "../util/vfile.h"
 
 #define MAX_LINKS 256
 
@@ -24,43 +25,78 @@ struct vmdk_disk {
     unsigned flags;
 };
 
-static int resolve_parent(const struct link *child, char **out)
+/* Does p exist?  1, 0, or (a remote file system that cannot tell) a
+ * negative vd_err. */
+static int path_exists(struct vd_fs *fs, const char *p)
+{
+    if (vd_fs_is_local(fs))
+        return access(p, F_OK) == 0;
+    return fs->ops->exists(fs, p);
+}
+
+/* The parent's path; *found: whether it exists (always 1 when local: the
+ * caller's stat tells). */
+static int resolve_parent(struct vd_fs *fs, const struct link *child, char **out, int *found)
 {
     const char *hint = desc_get(&child->desc, "parentFileNameHint");
     char *p = vd_path_join(child->dir, hint);
     if (!p)
         return vd_err_set(VD_E_NOMEM, "out of memory");
-    if (access(p, F_OK) != 0) {
-        /* A hint written on another host (C:\VMs\base.vmdk or a VMFS path):
-         * fall back to its base name in the child's directory. */
-        const char *b = hint;
-        for (const char *c = hint; *c; c++)
+    int ex = path_exists(fs, p);
+    if (ex < 0) {
+        free(p);
+        return ex;
+    }
+    if (!ex) {
+        /* A hint written on another host (C:\VMs\base.vmdk, a VMFS path or
+         * a datastore path): fall back to its base name in the child's
+         * directory. */
+        const char *b = vd_path_base(hint);     /* "[ds] base.vmdk": base.vmdk */
+        for (const char *c = b; *c; c++)
             if (*c == '/' || *c == '\\')
                 b = c + 1;
         char *alt = vd_path_join(child->dir, b);
-        if (alt && access(alt, F_OK) == 0) {
+        int aex = alt ? path_exists(fs, alt) : 0;
+        if (aex < 0) {
+            free(alt);
+            free(p);
+            return aex;
+        }
+        if (aex) {
             free(p);
             p = alt;
+            ex = 1;
         } else {
             free(alt);
         }
     }
     *out = p;
+    *found = ex;
     return 0;
 }
 
 int vmdk_open(const char *path, unsigned flags, vmdk_disk **out)
 {
+    return vmdk_open_fs(path, flags, vd_fs_local(), out);
+}
+
+int vmdk_open_fs(const char *path, unsigned flags, struct vd_fs *fs, vmdk_disk **out)
+{
     vd_err_clear();
     if (!path || !*path || !out)
         return vd_err_set(VD_E_INVAL, "no disk path given");
+    if (!fs)
+        fs = vd_fs_local();
+    int remote = !vd_fs_is_local(fs);
+    if (remote)     /* a read-only transport: no writes, locks or O_DIRECT */
+        flags = (flags | VMDK_OPEN_RDONLY | VMDK_OPEN_NOLOCK) & ~(unsigned)VMDK_OPEN_DIRECT;
     vmdk_disk *d = calloc(1, sizeof *d);
     if (!d)
         return vd_err_set(VD_E_NOMEM, "out of memory");
     d->flags = flags;
     int lock = !(flags & VMDK_OPEN_NOLOCK);
     int direct = (flags & VMDK_OPEN_DIRECT) != 0;
-    int rc = link_open(path, !(flags & VMDK_OPEN_RDONLY), lock, direct, &d->links[0]);
+    int rc = link_open_fs(fs, path, !(flags & VMDK_OPEN_RDONLY), lock, direct, &d->links[0]);
     if (rc < 0)
         goto fail;
     d->nlinks = 1;
@@ -74,24 +110,38 @@ int vmdk_open(const char *path, unsigned flags, vmdk_disk **out)
             goto fail;
         }
         char *ppath = NULL;
-        if ((rc = resolve_parent(child, &ppath)) < 0)
+        int found;
+        if ((rc = resolve_parent(fs, child, &ppath, &found)) < 0)
             goto fail;
-        struct stat st;
-        if (stat(ppath, &st) < 0) {
-            rc = vd_err_errno(errno, "%s: parent disk %s", child->path, ppath);
-            free(ppath);
-            goto fail;
-        }
-        for (int i = 0; i < d->nlinks; i++) {
-            if (d->links[i]->dev == st.st_dev && d->links[i]->ino == st.st_ino) {
-                rc = vd_err_set(VD_E_PARENT_LOOP, "%s: parent %s is already a link of this "
-                                "chain (parent loop)", child->path, ppath);
+        int loop = 0;
+        if (remote) {
+            /* No stat(): the file system's own path names a file. */
+            if (!found) {
+                rc = vd_err_set(VD_E_NOTFOUND, "%s: parent disk %s: No such file or directory",
+                                child->path, ppath);
                 free(ppath);
                 goto fail;
             }
+            for (int i = 0; i < d->nlinks; i++)
+                loop |= strcmp(d->links[i]->path, ppath) == 0;
+        } else {
+            struct stat st;
+            if (stat(ppath, &st) < 0) {
+                rc = vd_err_errno(errno, "%s: parent disk %s", child->path, ppath);
+                free(ppath);
+                goto fail;
+            }
+            for (int i = 0; i < d->nlinks; i++)
+                loop |= d->links[i]->dev == st.st_dev && d->links[i]->ino == st.st_ino;
+        }
+        if (loop) {
+            rc = vd_err_set(VD_E_PARENT_LOOP, "%s: parent %s is already a link of this "
+                            "chain (parent loop)", child->path, ppath);
+            free(ppath);
+            goto fail;
         }
         struct link *parent;
-        rc = link_open(ppath, 0, lock, direct, &parent);
+        rc = link_open_fs(fs, ppath, 0, lock, direct, &parent);
         if (rc < 0) {
             vd_err_prefix("%s: parent", child->path);
             free(ppath);
@@ -174,9 +224,9 @@ static int read_from(vmdk_disk *d, int li, unsigned char *buf, uint64_t len, uin
         case MAP_DATA:
             if (e->access == DESC_NOACCESS)
                 return vd_err_set(VD_E_IO, "%s: extent is marked NOACCESS", e->path);
-            if (vd_pread_full(e->fd, buf, m.len, m.file_off, 0) < 0)
-                return vd_err_errno(errno, "%s: reading at offset %" PRIu64, e->path,
-                                    m.file_off);
+            if ((rc = vd_file_pread(e->file, buf, m.len, m.file_off, 0)) < 0)
+                return vd_file_read_err(e->file, rc, "%s: reading at offset %" PRIu64, e->path,
+                                        m.file_off);
             break;
         case MAP_EXT:
             if ((rc = e->ops->read(e, rel, buf, m.len)) < 0)
@@ -231,7 +281,7 @@ int vmdk_pwrite(vmdk_disk *d, const void *buf, size_t len, uint64_t off)
 {
     struct link *l = d->links[0];
     if (!l->writable)
-        return vd_err_set(VD_E_READONLY, "%s: disk is open read-only", l->path);
+        return link_readonly_err(l);
     int rc = check_range(d, len, off);
     if (rc < 0 || len == 0)
         return rc;
@@ -476,7 +526,7 @@ int vmdk_meta_set(vmdk_disk *d, const char *key, const char *value)
     if (!key || !*key || strpbrk(key, " \t=\"\n\r"))
         return vd_err_set(VD_E_INVAL, "invalid metadata key '%s'", key ? key : "");
     if (!l->writable)
-        return vd_err_set(VD_E_READONLY, "%s: disk is open read-only", l->path);
+        return link_readonly_err(l);
     char *full = ddb_key(key);
     if (!full)
         return vd_err_set(VD_E_NOMEM, "out of memory");

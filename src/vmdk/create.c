@@ -14,6 +14,7 @@
 #include "descriptor.h"
 #include "extent.h"
 #include "link.h"
+#include "maint_priv.h"
 #include "vmdk.h"
 #include "../util/err.h"
 #include "../util/fileio.h"
@@ -441,6 +442,11 @@ int vmdk_create_child_of(vmdk_disk *parent, const char *child_path, enum vmdk_ty
     int rc = vmdk_link_info(parent, 0, &li);
     if (rc < 0)
         return rc;
+    const struct link *pl = vmdk_disk_link(parent, 0);
+    if (pl && pl->remote)
+        return vd_err_set(VD_E_UNSUPPORTED, "%s: the parent is read through a read-only "
+                          "transport (%s); a local child cannot name it", li.path,
+                          pl->fs->ops->name);
     struct vmdk_create_params p = {
         .type = type,
         .capacity = li.capacity,

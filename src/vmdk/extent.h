@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "descriptor.h"
+#include "../util/vfile.h"
 
 enum map_kind {
     MAP_DATA,  /* bytes at file_off in the extent's file */
@@ -50,11 +51,15 @@ struct extent_ops {
     void (*destroy)(struct extent *e);
 };
 
+/* Every read of the extent's file goes through file (vd_file_pread/size);
+ * fd is for the write, lock and sync paths, which only local files reach
+ * (fd == file->fd; -1 for remote files and ZERO extents). */
 struct extent {
     const struct extent_ops *ops;
     char *path;             /* file path as resolved; NULL for ZERO */
-    int fd;                 /* -1 for ZERO */
-    int own_fd;             /* close fd on destroy */
+    struct vd_file *file;   /* NULL for ZERO */
+    int fd;                 /* local files: file->fd; else -1 */
+    int own_fd;             /* close file (and so fd) on destroy */
     int writable;           /* fd opened read-write and access RW */
     enum desc_access access;
     const char *kind;       /* "SPARSE", "FLAT", ... (static text) */
@@ -70,7 +75,7 @@ struct extent {
 /* Constructors.  The extent takes ownership of fd when own_fd is set. */
 int extent_flat_open(struct extent *e);
 int extent_zero_open(struct extent *e);
-/* Parse and validate the hosted sparse header at the start of e->fd.
+/* Parse and validate the hosted sparse header at the start of e->file.
  * name_for_errors is the file name used in messages. */
 int extent_sparse_open(struct extent *e);
 /* ESX vmfsSparse (COWD) extents, read-write (extent_cowd.c). */
@@ -89,7 +94,7 @@ struct sparse_header_info {
     uint64_t desc_off, desc_size;   /* sectors */
     uint64_t capacity;              /* sectors */
 };
-int sparse_read_header_info(int fd, const char *path, struct sparse_header_info *hi);
+int sparse_read_header_info(struct vd_file *f, const char *path, struct sparse_header_info *hi);
 
 /* Hosted sparse layout for a new extent (all in sectors). */
 struct sparse_layout {

@@ -74,17 +74,17 @@ static int is_pow2(uint64_t v) { return v && !(v & (v - 1)); }
 
 static int parse_header(struct extent *e, struct cowd *s)
 {
-    struct stat st;
-    if (fstat(e->fd, &st) < 0)
-        return vd_err_errno(errno, "%s: stat", e->path);
-    uint64_t fsize = (uint64_t)st.st_size;
+    uint64_t fsize;
+    int rc = vd_file_size(e->file, &fsize);
+    if (rc < 0)
+        return rc;
     uint64_t fsectors = (fsize + 511) / 512;
     if (fsize < COWD_HDR_BYTES)
         return vd_err_set(VD_E_CORRUPT, "%s: file too short for a vmfsSparse (COWD) header "
                           "(%" PRIu64 " bytes, need %u)", e->path, fsize, COWD_HDR_BYTES);
     unsigned char h[COWD_HDR_BYTES];
-    if (vd_pread_full(e->fd, h, sizeof h, 0, 1) < 0)
-        return vd_err_errno(errno ? errno : EIO, "%s: reading COWD header", e->path);
+    if ((rc = vd_file_pread(e->file, h, sizeof h, 0, 1)) < 0)
+        return vd_file_read_err(e->file, rc, "%s: reading COWD header", e->path);
     if (rd32(h) != COWD_MAGIC)
         return vd_err_set(VD_E_CORRUPT, "%s: not a vmfsSparse extent (bad magic 0x%08" PRIx32
                           ", expected \"COWD\")", e->path, rd32(h));
@@ -139,8 +139,8 @@ static int parse_header(struct extent *e, struct cowd *s)
     s->gd = malloc(need ? need * 4 : 4);
     if (!s->gd)
         return vd_err_set(VD_E_NOMEM, "%s: out of memory for grain directory", e->path);
-    if (need && vd_pread_full(e->fd, s->gd, need * 4, s->gd_off * 512, 1) < 0)
-        return vd_err_errno(errno ? errno : EIO, "%s: reading COWD grain directory", e->path);
+    if (need && (rc = vd_file_pread(e->file, s->gd, need * 4, s->gd_off * 512, 1)) < 0)
+        return vd_file_read_err(e->file, rc, "%s: reading COWD grain directory", e->path);
     for (uint64_t i = 0; i < need; i++) {
         uint32_t g = s->gd[i] = le32toh(s->gd[i]);
         if (g == 0)
@@ -185,8 +185,10 @@ static struct gt_slot *gt_get(struct extent *e, struct cowd *s, uint64_t gi, int
     if (!(sl = gt_cache_take(&s->cache, writeback_evicted, e, e->path, rc)))
         return NULL;
     uint32_t *t = sl->tab;
-    if (gt_cache_read(&s->cache, sl, e->fd, (uint64_t)s->gd[gi] * 512, 4) < 0) {
-        *rc = vd_err_errno(errno, "%s: reading COWD grain table %" PRIu64, e->path, gi);
+    int r = gt_cache_read(&s->cache, sl, e->file, (uint64_t)s->gd[gi] * 512, 4);
+    if (r < 0) {
+        *rc = vd_file_read_err(e->file, r, "%s: reading COWD grain table %" PRIu64, e->path,
+                               gi);
         return NULL;
     }
     for (uint32_t i = 0; i < COWD_GTES; i++) {

@@ -65,17 +65,17 @@ static int inside(const struct sesparse *s, uint64_t off, uint64_t size)
 
 static int parse_header(struct extent *e, struct sesparse *s)
 {
-    struct stat st;
-    if (fstat(e->fd, &st) < 0)
-        return vd_err_errno(errno, "%s: stat", e->path);
-    uint64_t fsize = (uint64_t)st.st_size;
+    uint64_t fsize;
+    int rc = vd_file_size(e->file, &fsize);
+    if (rc < 0)
+        return rc;
     s->file_sectors = fsize / 512;
     if (fsize < 512)
         return vd_err_set(VD_E_CORRUPT, "%s: file too short for a seSparse header (%" PRIu64
                           " bytes)", e->path, fsize);
     unsigned char h[512];
-    if (vd_pread_full(e->fd, h, sizeof h, 0, 1) < 0)
-        return vd_err_errno(errno ? errno : EIO, "%s: reading seSparse header", e->path);
+    if ((rc = vd_file_pread(e->file, h, sizeof h, 0, 1)) < 0)
+        return vd_file_read_err(e->file, rc, "%s: reading seSparse header", e->path);
     if (rd64(h) != SES_MAGIC)
         return vd_err_set(VD_E_CORRUPT, "%s: not a seSparse extent (bad magic 0x%016" PRIx64
                           ")", e->path, rd64(h));
@@ -112,9 +112,8 @@ static int parse_header(struct extent *e, struct sesparse *s)
         return vd_err_set(VD_E_CORRUPT, "%s: seSparse volatile header at sector %" PRIu64
                           " is outside the file", e->path, vh_off);
     unsigned char vh[512];
-    if (vd_pread_full(e->fd, vh, sizeof vh, vh_off * 512, 1) < 0)
-        return vd_err_errno(errno ? errno : EIO, "%s: reading seSparse volatile header",
-                            e->path);
+    if ((rc = vd_file_pread(e->file, vh, sizeof vh, vh_off * 512, 1)) < 0)
+        return vd_file_read_err(e->file, rc, "%s: reading seSparse volatile header", e->path);
     if (rd64(vh) != SES_VOLATILE_MAGIC)
         return vd_err_set(VD_E_CORRUPT, "%s: bad seSparse volatile header magic 0x%016"
                           PRIx64, e->path, rd64(vh));
@@ -141,9 +140,8 @@ static int parse_header(struct extent *e, struct sesparse *s)
     s->gd = malloc(s->n_gd ? s->n_gd * 8 : 8);
     if (!s->gd)
         return vd_err_set(VD_E_NOMEM, "%s: out of memory for grain directory", e->path);
-    if (s->n_gd && vd_pread_full(e->fd, s->gd, s->n_gd * 8, gd_off * 512, 1) < 0)
-        return vd_err_errno(errno ? errno : EIO, "%s: reading seSparse grain directory",
-                            e->path);
+    if (s->n_gd && (rc = vd_file_pread(e->file, s->gd, s->n_gd * 8, gd_off * 512, 1)) < 0)
+        return vd_file_read_err(e->file, rc, "%s: reading seSparse grain directory", e->path);
     for (uint64_t i = 0; i < s->n_gd; i++) {
         uint64_t v = le64toh(s->gd[i]);
         s->gd[i] = 0;
@@ -186,8 +184,10 @@ static const uint64_t *gt_get(struct extent *e, struct sesparse *s, uint64_t gi,
     if (!(sl = gt_cache_take(&s->cache, no_writeback, NULL, e->path, rc)))
         return NULL;
     uint64_t *t = sl->tab;
-    if (gt_cache_read(&s->cache, sl, e->fd, s->gd[gi] * 512, 8) < 0) {
-        *rc = vd_err_errno(errno, "%s: reading seSparse grain table %" PRIu64, e->path, gi);
+    int r = gt_cache_read(&s->cache, sl, e->file, s->gd[gi] * 512, 8);
+    if (r < 0) {
+        *rc = vd_file_read_err(e->file, r, "%s: reading seSparse grain table %" PRIu64,
+                               e->path, gi);
         return NULL;
     }
     for (uint32_t i = 0; i < SES_GTES; i++) {

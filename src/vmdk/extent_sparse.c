@@ -28,10 +28,13 @@
 static inline uint32_t rd32(const unsigned char *p) { uint32_t v; memcpy(&v, p, 4); return le32toh(v); }
 static inline uint64_t rd64(const unsigned char *p) { uint64_t v; memcpy(&v, p, 8); return le64toh(v); }
 
-int sparse_read_header_info(int fd, const char *path, struct sparse_header_info *hi)
+int sparse_read_header_info(struct vd_file *f, const char *path, struct sparse_header_info *hi)
 {
     unsigned char h[512];
-    if (vd_pread_full(fd, h, sizeof h, 0, 1) < 0)
+    int rc = vd_file_pread(f, h, sizeof h, 0, 1);
+    if (rc < 0 && !vd_file_is_local(f))
+        return rc;
+    if (rc < 0)
         return errno ? vd_err_errno(errno, "%s: reading sparse header", path)
                      : vd_err_set(VD_E_CORRUPT, "%s: file too short for a sparse extent header",
                                   path);
@@ -55,15 +58,17 @@ static int load_dir(struct extent *e, struct sparse *s, uint64_t off_sectors, ui
     uint32_t *gd = malloc(bytes ? bytes : 4);
     if (!gd)
         return vd_err_set(VD_E_NOMEM, "%s: out of memory for %s", e->path, what);
-    if (vd_pread_full(e->fd, gd, bytes, off_sectors * 512, 1) < 0) {
+    int rc = vd_file_pread(e->file, gd, bytes, off_sectors * 512, 1);
+    if (rc < 0) {
+        rc = vd_file_read_err(e->file, rc, "%s: reading %s", e->path, what);
         free(gd);
-        return vd_err_errno(errno ? errno : EIO, "%s: reading %s", e->path, what);
+        return rc;
     }
     uint64_t gt_bytes = (uint64_t)s->num_gtes * 4;
     for (uint64_t i = 0; i < s->n_gd; i++) {
         gd[i] = le32toh(gd[i]);
         if (gd[i] && ((uint64_t)gd[i] * 512 + gt_bytes > s->file_size)) {
-            int rc = vd_err_set(VD_E_CORRUPT,
+            rc = vd_err_set(VD_E_CORRUPT,
                                 "%s: grain table %" PRIu64 " (%s entry) at sector %" PRIu32
                                 " points past end of file", e->path, i, what, gd[i]);
             free(gd);
@@ -76,18 +81,17 @@ static int load_dir(struct extent *e, struct sparse *s, uint64_t off_sectors, ui
 
 static int parse_header(struct extent *e, struct sparse *s)
 {
-    struct stat st;
-    if (fstat(e->fd, &st) < 0)
-        return vd_err_errno(errno, "%s: stat", e->path);
-    s->file_size = (uint64_t)st.st_size;
+    int rc = vd_file_size(e->file, &s->file_size);
+    if (rc < 0)
+        return rc;
     unsigned char h[512];
     if (s->file_size < 512)
         return vd_err_set(VD_E_CORRUPT, "%s: file too short for a sparse extent header "
                           "(%" PRIu64 " bytes)", e->path, s->file_size);
-    if (vd_pread_full(e->fd, h, sizeof h, 0, 1) < 0)
-        return vd_err_errno(errno ? errno : EIO, "%s: reading sparse header", e->path);
+    if ((rc = vd_file_pread(e->file, h, sizeof h, 0, 1)) < 0)
+        return vd_file_read_err(e->file, rc, "%s: reading sparse header", e->path);
     struct kdmv_header kh;
-    int rc = kdmv_header_decode(h, e->path, "header", &kh);
+    rc = kdmv_header_decode(h, e->path, "header", &kh);
     if (rc < 0)
         return rc;
     s->version = kh.version;
@@ -154,8 +158,9 @@ static uint32_t *gt_get(struct extent *e, struct sparse *s, uint64_t gi, int *rc
     if (!(sl = gt_cache_take(&s->cache, writeback_evicted, e, e->path, rc)))
         return NULL;
     uint32_t *t = sl->tab;
-    if (gt_cache_read(&s->cache, sl, e->fd, (uint64_t)s->gd[gi] * 512, 4) < 0) {
-        *rc = vd_err_errno(errno, "%s: reading grain table %" PRIu64, e->path, gi);
+    int r = gt_cache_read(&s->cache, sl, e->file, (uint64_t)s->gd[gi] * 512, 4);
+    if (r < 0) {
+        *rc = vd_file_read_err(e->file, r, "%s: reading grain table %" PRIu64, e->path, gi);
         return NULL;
     }
     uint64_t limit = s->next_free > s->file_size ? s->next_free : s->file_size;
@@ -610,8 +615,8 @@ void extent_destroy(struct extent *e)
 {
     if (e->ops && e->ops->destroy)
         e->ops->destroy(e);
-    if (e->own_fd && e->fd >= 0)
-        close(e->fd);
+    if (e->own_fd && e->file)
+        vd_file_close(e->file);     /* closes fd too */
     free(e->path);
     memset(e, 0, sizeof *e);
     e->fd = -1;

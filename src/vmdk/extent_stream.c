@@ -61,8 +61,9 @@ static int read_footer(struct extent *e, struct stream *s, int required)
         return vd_err_set(VD_E_CORRUPT, "%s: grain directory is at the end of the file but "
                           "the file is too short for a footer", e->path);
     }
-    if (vd_pread_full(e->fd, t, sizeof t, s->file_size - sizeof t, 1) < 0)
-        return vd_err_errno(errno ? errno : EIO, "%s: reading footer", e->path);
+    int rc = vd_file_pread(e->file, t, sizeof t, s->file_size - sizeof t, 1);
+    if (rc < 0)
+        return vd_file_read_err(e->file, rc, "%s: reading footer", e->path);
     /* Layout: [marker][footer][EOS]; some writers omit the EOS sector. */
     const unsigned char *marker = NULL, *footer = NULL;
     if (rd32(t + 512 + 12) == MARKER_FOOTER && rd32(t + 512 + 8) == 0 &&
@@ -80,7 +81,7 @@ static int read_footer(struct extent *e, struct stream *s, int required)
                           "no footer was found there", e->path);
     }
     struct kdmv_header f;
-    int rc = kdmv_header_decode(footer, e->path, "footer", &f);
+    rc = kdmv_header_decode(footer, e->path, "footer", &f);
     if (rc < 0)
         return rc;
     if (f.gd_off == KDMV_GD_AT_END)
@@ -99,8 +100,9 @@ static int load_gd(struct extent *e, struct stream *s)
     s->gd = malloc(bytes ? bytes : 4);
     if (!s->gd)
         return vd_err_set(VD_E_NOMEM, "%s: out of memory for the grain directory", e->path);
-    if (vd_pread_full(e->fd, s->gd, bytes, s->h.gd_off * 512, 1) < 0)
-        return vd_err_errno(errno ? errno : EIO, "%s: reading grain directory", e->path);
+    int rc = vd_file_pread(e->file, s->gd, bytes, s->h.gd_off * 512, 1);
+    if (rc < 0)
+        return vd_file_read_err(e->file, rc, "%s: reading grain directory", e->path);
     uint64_t gt_bytes = (uint64_t)s->h.num_gtes * 4;
     for (uint64_t i = 0; i < s->n_gd; i++) {
         s->gd[i] = le32toh(s->gd[i]);
@@ -148,8 +150,9 @@ static uint32_t *gt_get(struct extent *e, struct stream *s, uint64_t gi, int *rc
     if (!(sl = gt_cache_take(&s->gts, no_writeback, NULL, e->path, rc)))
         return NULL;
     uint32_t *t = sl->tab;
-    if (gt_cache_read(&s->gts, sl, e->fd, (uint64_t)s->gd[gi] * 512, 4) < 0) {
-        *rc = vd_err_errno(errno, "%s: reading grain table %" PRIu64, e->path, gi);
+    int r = gt_cache_read(&s->gts, sl, e->file, (uint64_t)s->gd[gi] * 512, 4);
+    if (r < 0) {
+        *rc = vd_file_read_err(e->file, r, "%s: reading grain table %" PRIu64, e->path, gi);
         return NULL;
     }
     for (uint32_t i = 0; i < s->h.num_gtes; i++) {
@@ -240,8 +243,9 @@ static int inflate_grain(struct extent *e, struct stream *s, uint64_t g, uint32_
     if (pos + hlen > s->file_size)
         return vd_err_set(VD_E_CORRUPT, "%s: grain %" PRIu64 " at sector %" PRIu32
                           " is truncated", e->path, g, gte);
-    if (vd_pread_full(e->fd, hdr, hlen, pos, 1) < 0)
-        return vd_err_errno(errno ? errno : EIO, "%s: reading grain %" PRIu64, e->path, g);
+    int rc = vd_file_pread(e->file, hdr, hlen, pos, 1);
+    if (rc < 0)
+        return vd_file_read_err(e->file, rc, "%s: reading grain %" PRIu64, e->path, g);
     uint64_t size;
     if (s->markers) {
         uint64_t lba = rd64(hdr);
@@ -263,9 +267,8 @@ static int inflate_grain(struct extent *e, struct stream *s, uint64_t g, uint32_
     unsigned char *in = malloc(size);
     if (!in)
         return vd_err_set(VD_E_NOMEM, "%s: out of memory", e->path);
-    int rc = 0;
-    if (vd_pread_full(e->fd, in, size, pos + hlen, 1) < 0) {
-        rc = vd_err_errno(errno ? errno : EIO, "%s: reading grain %" PRIu64, e->path, g);
+    if ((rc = vd_file_pread(e->file, in, size, pos + hlen, 1)) < 0) {
+        rc = vd_file_read_err(e->file, rc, "%s: reading grain %" PRIu64, e->path, g);
         goto out;
     }
     struct libdeflate_decompressor *d = take_decompressor(s);
@@ -386,14 +389,12 @@ int extent_stream_open(struct extent *e)
     e->priv = s;
     e->ops = &stream_ops;
     int rc;
-    struct stat st;
     unsigned char h[512];
-    if (fstat(e->fd, &st) < 0) {
-        rc = vd_err_errno(errno, "%s: stat", e->path);
+    if ((rc = vd_file_size(e->file, &s->file_size)) < 0)
         goto fail;
-    }
-    s->file_size = (uint64_t)st.st_size;
-    if (s->file_size < 512 || vd_pread_full(e->fd, h, sizeof h, 0, 1) < 0) {
+    if (s->file_size < 512 || (rc = vd_file_pread(e->file, h, sizeof h, 0, 1)) < 0) {
+        if (s->file_size >= 512 && !vd_file_is_local(e->file))
+            goto fail;      /* the file system's own error (a lost connection) */
         rc = vd_err_set(VD_E_CORRUPT, "%s: file too short for a sparse extent header", e->path);
         goto fail;
     }

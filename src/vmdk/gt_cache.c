@@ -82,14 +82,12 @@ void gt_cache_set(struct gt_cache *c, struct gt_slot *sl, uint64_t gi)
     sl->stamp = ++c->clock;
 }
 
-int gt_cache_read(const struct gt_cache *c, struct gt_slot *sl, int fd, uint64_t off,
-                  unsigned width)
+int gt_cache_read(const struct gt_cache *c, struct gt_slot *sl, struct vd_file *f,
+                  uint64_t off, unsigned width)
 {
-    if (vd_pread_full(fd, sl->tab, c->bytes, off, 1) < 0) {
-        if (!errno)
-            errno = EIO;
-        return -1;
-    }
+    int rc = vd_file_pread(f, sl->tab, c->bytes, off, 1);
+    if (rc < 0)
+        return rc;
     if (width == 8) {
         uint64_t *t = sl->tab;
         for (size_t i = 0; i < c->bytes / 8; i++)

@@ -14,6 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../util/vfile.h"
+
 struct gt_slot {
     uint64_t index;               /* table number; UINT64_MAX: holds none */
     uint64_t stamp;               /* last use */
@@ -50,11 +52,11 @@ struct gt_slot *gt_cache_take(struct gt_cache *c, gt_writeback_fn wb, void *ctx,
 /* sl now holds table gi. */
 void gt_cache_set(struct gt_cache *c, struct gt_slot *sl, uint64_t gi);
 
-/* Read a table of c->bytes at byte offset off of fd into sl->tab and turn
- * its entries (width 4 or 8 bytes, little-endian) to host order.  0, or -1
- * with errno (EIO for a short file). */
-int gt_cache_read(const struct gt_cache *c, struct gt_slot *sl, int fd, uint64_t off,
-                  unsigned width);
+/* Read a table of c->bytes at byte offset off of f into sl->tab and turn
+ * its entries (width 4 or 8 bytes, little-endian) to host order.  0, or
+ * vd_file_pread's error (word it with vd_file_read_err). */
+int gt_cache_read(const struct gt_cache *c, struct gt_slot *sl, struct vd_file *f,
+                  uint64_t off, unsigned width);
 
 static inline int gt_slot_dirty(const struct gt_slot *sl)
 {

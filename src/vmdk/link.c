@@ -82,12 +82,25 @@ const char *vmdk_type_name(enum vmdk_type t)
     return "unknown";
 }
 
-/* Open extent i described by de; fd_in >= 0 reuses an already open file
- * (the monolithic file holding the embedded descriptor). */
+int link_readonly_err(const struct link *l)
+{
+    if (l->remote)
+        return vd_err_set(VD_E_READONLY, "%s: disk is read through a read-only transport "
+                          "(%s); it cannot be written", l->path, l->fs->ops->name);
+    return vd_err_set(VD_E_READONLY, "%s: disk is open read-only", l->path);
+}
+
+/* Open extent i described by de; file_in reuses an already open file (the
+ * monolithic file holding the embedded descriptor; the caller gives it to
+ * the extent whatever happens). */
 static int open_extent(struct link *l, struct extent *e, const struct desc_extent *de,
-                       uint64_t start, int fd_in, int direct)
+                       uint64_t start, struct vd_file *file_in, int direct)
 {
     e->fd = -1;
+    if (file_in) {
+        e->file = file_in;
+        e->fd = file_in->fd;
+    }
     e->start = start;
     e->size = de->sectors * 512;
     e->access = de->access;
@@ -115,10 +128,10 @@ static int open_extent(struct link *l, struct extent *e, const struct desc_exten
     else
         return vd_err_set(VD_E_CORRUPT, "%s: unknown extent type %s", l->path, de->type);
 
-    if (fd_in >= 0) {
+    if (file_in) {
         e->path = vd_strdup(l->path);
-        e->fd = fd_in;
-        e->own_fd = 0;
+        if (!e->path)
+            return vd_err_set(VD_E_NOMEM, "out of memory");
     } else {
         e->path = vd_path_join(l->dir, de->file);
         if (!e->path)
@@ -126,18 +139,30 @@ static int open_extent(struct link *l, struct extent *e, const struct desc_exten
         if (sesparse && rw)     /* before opening (and locking) it read-write */
             return vd_err_set(VD_E_READONLY, "%s: seSparse extents can only be read; open "
                               "the disk read-only", e->path);
-        int rc = open_file(e->path, rw, direct && !sparse && !cowd && !sesparse, &e->fd);
-        if (rc < 0)
-            return rc;
-        e->own_fd = 1;
-        if (l->lock && (rc = vd_lock_fd(e->fd, rw, e->path)) < 0)
-            return rc;
+        int rc;
+        if (l->remote) {
+            if ((rc = l->fs->ops->open(l->fs, e->path, &e->file)) < 0)
+                return rc;
+            e->own_fd = 1;
+            e->fd = -1;
+        } else {
+            int fd;
+            rc = open_file(e->path, rw, direct && !sparse && !cowd && !sesparse, &fd);
+            if (rc < 0)
+                return rc;
+            if ((rc = vd_file_from_fd(fd, 1, e->path, &e->file)) < 0)
+                return rc;
+            e->own_fd = 1;
+            e->fd = fd;
+            if (l->lock && (rc = vd_lock_fd(e->fd, rw, e->path)) < 0)
+                return rc;
+        }
     }
     e->writable = rw;
     if (sparse) {
         struct kdmv_header kh;
         unsigned char hb[512];
-        if (vd_pread_full(e->fd, hb, sizeof hb, 0, 1) == 0 &&
+        if (vd_file_pread(e->file, hb, sizeof hb, 0, 1) == 0 &&
             kdmv_header_decode(hb, e->path, "header", &kh) == 0 &&
             (kh.flags & KDMV_FLAG_COMPRESSED))
             return extent_stream_open(e);
@@ -151,41 +176,42 @@ static int open_extent(struct link *l, struct extent *e, const struct desc_exten
     return extent_flat_open(e);
 }
 
-static int read_text_descriptor(struct link *l, int fd)
+static int read_text_descriptor(struct link *l, struct vd_file *f)
 {
-    struct stat st;
-    if (fstat(fd, &st) < 0)
-        return vd_err_errno(errno, "%s: stat", l->path);
-    if ((uint64_t)st.st_size > MAX_TEXT_DESCRIPTOR)
+    uint64_t fsize;
+    int rc = vd_file_size(f, &fsize);
+    if (rc < 0)
+        return rc;
+    if (fsize > MAX_TEXT_DESCRIPTOR)
         return vd_err_set(VD_E_CORRUPT, "%s: not a VMDK descriptor (%" PRIu64 " bytes is too "
-                          "large for one and it has no sparse header)", l->path,
-                          (uint64_t)st.st_size);
-    size_t n = (size_t)st.st_size;
+                          "large for one and it has no sparse header)", l->path, fsize);
+    l->desc_bytes = fsize;
+    size_t n = (size_t)fsize;
     char *text = malloc(n + 1);
     if (!text)
         return vd_err_set(VD_E_NOMEM, "out of memory");
-    if (vd_pread_full(fd, text, n, 0, 1) < 0) {
+    if ((rc = vd_file_pread(f, text, n, 0, 1)) < 0) {
+        rc = vd_file_read_err(f, rc, "%s: reading descriptor", l->path);
         free(text);
-        return vd_err_errno(errno ? errno : EIO, "%s: reading descriptor", l->path);
+        return rc;
     }
-    int rc = desc_parse(&l->desc, text, n, l->path);
+    rc = desc_parse(&l->desc, text, n, l->path);
     free(text);
     return rc;
 }
 
-static int read_embedded_descriptor(struct link *l, int fd)
+static int read_embedded_descriptor(struct link *l, struct vd_file *f)
 {
     struct sparse_header_info hi;
-    int rc = sparse_read_header_info(fd, l->path, &hi);
+    int rc = sparse_read_header_info(f, l->path, &hi);
     if (rc < 0)
         return rc;
     if (hi.desc_off == 0)
         return vd_err_set(VD_E_UNSUPPORTED, "%s: sparse extent without an embedded "
                           "descriptor; open the descriptor file that names it", l->path);
-    struct stat st;
-    if (fstat(fd, &st) < 0)
-        return vd_err_errno(errno, "%s: stat", l->path);
-    uint64_t fsize = (uint64_t)st.st_size;
+    uint64_t fsize;
+    if ((rc = vd_file_size(f, &fsize)) < 0)
+        return rc;
     if (hi.desc_size == 0 || hi.desc_size > MAX_EMBEDDED_SECTORS)
         return vd_err_set(VD_E_CORRUPT, "%s: embedded descriptor size %" PRIu64 " sectors is "
                           "invalid", l->path, hi.desc_size);
@@ -200,53 +226,69 @@ static int read_embedded_descriptor(struct link *l, int fd)
     char *text = malloc(n + 1);
     if (!text)
         return vd_err_set(VD_E_NOMEM, "out of memory");
-    if (vd_pread_full(fd, text, n, l->desc_area_off, 1) < 0) {
+    if ((rc = vd_file_pread(f, text, n, l->desc_area_off, 1)) < 0) {
+        rc = vd_file_read_err(f, rc, "%s: reading embedded descriptor", l->path);
         free(text);
-        return vd_err_errno(errno ? errno : EIO, "%s: reading embedded descriptor", l->path);
+        return rc;
     }
     rc = desc_parse(&l->desc, text, n, l->path);
     free(text);
     return rc;
 }
 
-int link_open(const char *path, int writable, int lock, int direct, struct link **out)
+int link_open_fs(struct vd_fs *fs, const char *path, int writable, int lock, int direct,
+                 struct link **out)
 {
     struct link *l = calloc(1, sizeof *l);
     if (!l)
         return vd_err_set(VD_E_NOMEM, "out of memory");
     pthread_mutex_init(&l->wlock, NULL);
+    l->fs = fs ? fs : vd_fs_local();
+    l->remote = !vd_fs_is_local(l->fs);
+    if (l->remote)              /* read-only, no locks, no O_DIRECT */
+        writable = lock = direct = 0;
     l->desc_fd = -1;
     l->writable = writable;
     l->lock = lock;
     l->path = vd_strdup(path);
     l->dir = vd_path_dir(path);
-    int rc, fd = -1;
+    struct vd_file *f = NULL;   /* the file at path until a link or extent owns it */
+    int rc;
+    uint64_t fsize = 0;
     if (!l->path || !l->dir) {
         rc = vd_err_set(VD_E_NOMEM, "out of memory");
         goto fail;
     }
-    if ((rc = open_file(path, writable, 0, &fd)) < 0)
-        goto fail;
-    struct stat st;
-    if (fstat(fd, &st) < 0) {
-        rc = vd_err_errno(errno, "%s: stat", path);
-        close(fd);
-        goto fail;
-    }
-    l->dev = st.st_dev;
-    l->ino = st.st_ino;
-    if (lock && (rc = vd_lock_fd(fd, writable, path)) < 0) {
-        close(fd);
-        goto fail;
+    if (l->remote) {
+        if ((rc = fs->ops->open(fs, path, &f)) < 0 || (rc = vd_file_size(f, &fsize)) < 0)
+            goto fail;
+    } else {
+        int fd;
+        if ((rc = open_file(path, writable, 0, &fd)) < 0)
+            goto fail;
+        struct stat st;
+        if (fstat(fd, &st) < 0) {
+            rc = vd_err_errno(errno, "%s: stat", path);
+            close(fd);
+            goto fail;
+        }
+        l->dev = st.st_dev;
+        l->ino = st.st_ino;
+        fsize = (uint64_t)st.st_size;
+        if (lock && (rc = vd_lock_fd(fd, writable, path)) < 0) {
+            close(fd);
+            goto fail;
+        }
+        if ((rc = vd_file_from_fd(fd, 1, path, &f)) < 0)
+            goto fail;
     }
     unsigned char magic[4] = { 0 };
-    if (st.st_size >= 4 && vd_pread_full(fd, magic, 4, 0, 1) < 0) {
-        rc = vd_err_errno(errno ? errno : EIO, "%s: reading", path);
-        close(fd);
+    if (fsize >= 4 && (rc = vd_file_pread(f, magic, 4, 0, 1)) < 0) {
+        rc = vd_file_read_err(f, rc, "%s: reading", path);
         goto fail;
     }
     if (!memcmp(magic, "KDMV", 4)) {
-        rc = read_embedded_descriptor(l, fd);
+        rc = read_embedded_descriptor(l, f);
     } else if (!memcmp(magic, "COWD", 4)) {
         rc = vd_err_set(VD_E_UNSUPPORTED, "%s: a vmfsSparse (COWD) extent; open the "
                         "descriptor file that names it", path);
@@ -254,26 +296,27 @@ int link_open(const char *path, int writable, int lock, int direct, struct link 
         rc = vd_err_set(VD_E_UNSUPPORTED, "%s: a seSparse extent; open the descriptor file "
                         "that names it", path);
     } else {
-        l->desc_fd = fd;
-        rc = read_text_descriptor(l, fd);
+        rc = read_text_descriptor(l, f);
+        if (rc == 0 && !l->remote) {
+            l->desc_file = f;       /* kept open (and locked) for rewrites */
+            l->desc_fd = f->fd;
+            f = NULL;
+        }
     }
-    if (rc < 0) {
-        if (l->desc_fd < 0)
-            close(fd);
+    if (rc < 0)
         goto fail;
+    if (!l->embedded) {         /* a remote descriptor file is not needed any more */
+        vd_file_close(f);
+        f = NULL;
     }
 
     size_t n = desc_num_extents(&l->desc);
     if (n == 0) {
-        if (l->desc_fd < 0)
-            close(fd);
         rc = vd_err_set(VD_E_CORRUPT, "%s: descriptor lists no extents", path);
         goto fail;
     }
     l->ext = calloc(n, sizeof *l->ext);
     if (!l->ext) {
-        if (l->desc_fd < 0)
-            close(fd);
         rc = vd_err_set(VD_E_NOMEM, "out of memory");
         goto fail;
     }
@@ -282,21 +325,20 @@ int link_open(const char *path, int writable, int lock, int direct, struct link 
         const struct desc_extent *de = desc_extent(&l->desc, i);
         int reuse = l->embedded && i == 0;
         if (reuse && strcmp(de->type, "SPARSE") != 0) {
-            close(fd);
             rc = vd_err_set(VD_E_CORRUPT, "%s: embedded descriptor's first extent is %s, "
                             "not SPARSE", path, de->type);
             goto fail;
         }
         if (de->sectors > (UINT64_MAX >> 10) / 2 - start / 512) {
-            if (reuse)
-                close(fd);
             rc = vd_err_set(VD_E_CORRUPT, "%s: extent sizes overflow", path);
             goto fail;
         }
         l->next = i + 1;
-        rc = open_extent(l, &l->ext[i], de, start, reuse ? fd : -1, direct);
-        if (reuse)
+        rc = open_extent(l, &l->ext[i], de, start, reuse ? f : NULL, direct);
+        if (reuse) {
             l->ext[i].own_fd = 1;   /* the link's only handle on that file */
+            f = NULL;
+        }
         if (rc < 0)
             goto fail;
         start += l->ext[i].size;
@@ -325,8 +367,14 @@ int link_open(const char *path, int writable, int lock, int direct, struct link 
 fail_prefix:
     vd_err_prefix("%s", path);
 fail:
+    vd_file_close(f);
     link_close(l);
     return rc;
+}
+
+int link_open(const char *path, int writable, int lock, int direct, struct link **out)
+{
+    return link_open_fs(vd_fs_local(), path, writable, lock, direct, out);
 }
 
 void link_close(struct link *l)
@@ -336,8 +384,7 @@ void link_close(struct link *l)
     for (size_t i = 0; i < l->next; i++)
         extent_destroy(&l->ext[i]);
     free(l->ext);
-    if (l->desc_fd >= 0)
-        close(l->desc_fd);
+    vd_file_close(l->desc_file);    /* closes desc_fd */
     desc_free(&l->desc);
     pthread_mutex_destroy(&l->wlock);
     free(l->create_type);
@@ -400,7 +447,7 @@ static int write_separate_descriptor(struct link *l, const char *text, size_t le
     free(tmp);
     /* The new file is already locked through fd; it replaces the old one. */
     close(l->desc_fd);
-    l->desc_fd = fd;
+    l->desc_fd = l->desc_file->fd = fd;
     if (fstat(fd, &st) == 0) {
         l->dev = st.st_dev;
         l->ino = st.st_ino;
@@ -416,7 +463,7 @@ static int write_separate_descriptor(struct link *l, const char *text, size_t le
 int link_write_descriptor(struct link *l)
 {
     if (!l->writable)
-        return vd_err_set(VD_E_READONLY, "%s: disk is open read-only", l->path);
+        return link_readonly_err(l);
     size_t len;
     char *text = desc_format(&l->desc, &len);
     if (!text)
@@ -526,8 +573,28 @@ int link_end_write(struct link *l)
     return rc;
 }
 
+/* A remote link: the files' sizes (their allocation is not known). */
+static uint64_t remote_bytes(const struct link *l)
+{
+    uint64_t total = l->embedded ? 0 : l->desc_bytes, size;
+    for (size_t i = 0; i < l->next; i++) {
+        const struct extent *e = &l->ext[i];
+        if (!e->file || !e->own_fd)
+            continue;
+        int seen = 0;
+        for (size_t j = 0; j < i; j++)
+            if (l->ext[j].path && e->path && strcmp(l->ext[j].path, e->path) == 0)
+                seen = 1;
+        if (!seen && vd_file_size(e->file, &size) == 0)
+            total += size;
+    }
+    return total;
+}
+
 uint64_t link_allocated_bytes(const struct link *l)
 {
+    if (l->remote)
+        return remote_bytes(l);
     uint64_t total = 0;
     struct stat st;
     if (!l->embedded && l->desc_fd >= 0 && fstat(l->desc_fd, &st) == 0)

@@ -8,14 +8,20 @@
 
 #include "descriptor.h"
 #include "extent.h"
+#include "../util/vfile.h"
 #include "vmdk.h"
 
 struct link {
     char *path;               /* descriptor path as opened */
     char *dir;                /* its directory (relative names resolve here) */
+    struct vd_fs *fs;         /* where its files are read from */
+    int remote;               /* fs is not the local file system: read-only,
+                               * no locks, no fd (every read via vd_file) */
     struct descriptor desc;
     int embedded;             /* descriptor lives inside extent 0's file */
-    int desc_fd;              /* separate descriptor file, -1 when embedded */
+    struct vd_file *desc_file;/* local separate descriptor file (owns desc_fd) */
+    int desc_fd;              /* its fd; -1 when embedded or remote */
+    uint64_t desc_bytes;      /* size of a separate descriptor file */
     uint64_t desc_area_off;   /* embedded: bytes */
     uint64_t desc_area_len;
     struct extent *ext;
@@ -24,7 +30,7 @@ struct link {
     uint32_t cid, parent_cid;
     int writable;
     int lock;                 /* take OFD locks */
-    dev_t dev;                /* identity of the descriptor file */
+    dev_t dev;                /* identity of the descriptor file (local) */
     ino_t ino;
     char *create_type;
     enum vmdk_type type;
@@ -35,6 +41,13 @@ struct link {
 
 /* Open one link.  writable: open its files read-write. */
 int link_open(const char *path, int writable, int lock, int direct, struct link **out);
+/* The same on the file system fs; on a non-local one the link is always
+ * read-only, takes no locks and uses no O_DIRECT. */
+int link_open_fs(struct vd_fs *fs, const char *path, int writable, int lock, int direct,
+                 struct link **out);
+/* VD_E_READONLY for a write to a link that was not opened writable (says
+ * so for a link read through a read-only transport). */
+int link_readonly_err(const struct link *l);
 void link_close(struct link *l);
 /* Rewrite the link's descriptor from l->desc (in place or temp+rename). */
 int link_write_descriptor(struct link *l);

@@ -625,6 +625,8 @@ static int each_sparse_extent(vmdk_disk *d, extent_fn fn, const char *what, int 
     struct link *l = vmdk_disk_link(d, 0);
     if (!l)
         return vd_err_set(VD_E_INVAL, "the disk handle no longer has a chain (attached)");
+    if (!l->writable && l->remote)
+        return link_readonly_err(l);
     if (!l->writable)
         return vd_err_set(VD_E_READONLY, "%s: disk is open read-only; %s needs it writable",
                           l->path, what);
@@ -698,6 +700,12 @@ int vmdk_attach_possible(vmdk_disk *parent, vmdk_disk *child)
     struct link *lb = vmdk_disk_link(child, nc - 1), *pt = vmdk_disk_link(parent, 0);
     if (!lb || !pt)
         return vd_err_set(VD_E_INVAL, "a disk handle no longer has a chain (already attached)");
+    if (lb->remote)
+        return link_readonly_err(lb);
+    if (pt->remote)
+        return vd_err_set(VD_E_UNSUPPORTED, "%s: the parent is read through a read-only "
+                          "transport (%s); a local child cannot name it", pt->path,
+                          pt->fs->ops->name);
     if (!is_delta(lb))
         return vd_err_set(VD_E_ATTACH_ROOTLINK, "%s is a base disk (no parentCID or "
                           "parentFileNameHint): only a delta link can be attached to a parent; "

@@ -55,7 +55,12 @@ static int read_descriptor(const char *path, int fd, struct descriptor *d, int *
     *embedded = 0;
     if (!memcmp(magic, "KDMV", 4)) {
         struct sparse_header_info hi;
-        int rc = sparse_read_header_info(fd, path, &hi);
+        struct vd_file *vf;     /* a view of fd, which stays the caller's */
+        int rc = vd_file_from_fd(fd, 0, path, &vf);
+        if (rc < 0)
+            return rc;
+        rc = sparse_read_header_info(vf, path, &hi);
+        vd_file_close(vf);
         if (rc < 0)
             return rc;
         if (!hi.desc_off)

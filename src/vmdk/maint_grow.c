@@ -326,7 +326,13 @@ static char *probe_descriptor(const char *path, size_t *len)
     uint64_t off = 0, n = (uint64_t)st.st_size;
     if (!memcmp(magic, "KDMV", 4)) {
         struct sparse_header_info hi;
-        if (sparse_read_header_info(fd, path, &hi) < 0 || !hi.desc_off || !hi.desc_size ||
+        struct vd_file *vf = NULL;
+        int hr = vd_file_from_fd(fd, 0, path, &vf);
+        if (hr == 0) {
+            hr = sparse_read_header_info(vf, path, &hi);
+            vd_file_close(vf);
+        }
+        if (hr < 0 || !hi.desc_off || !hi.desc_size ||
             hi.desc_size > MAX_DESC_PROBE / 512 || hi.desc_off >= n / 512)
             goto out;
         off = hi.desc_off * 512;

@@ -5,6 +5,7 @@
 #include "vmdk.h"
 #include "../util/fileio.h"
 #include "../util/vdisk.h"
+#include "../util/vfile.h"
 
 void vdisk_info_free(struct vdisk_info *info)
 {
@@ -120,18 +121,42 @@ static const struct vdisk_ops local_ops = {
     .transport = "file",
 };
 
-int vdisk_open_local(const char *path, unsigned flags, struct vdisk **out)
+/* A disk with its own copy of the operations, for its transport name (a
+ * disk read through a non-local file system).  d comes first: l_close's
+ * free(d) frees it all. */
+struct fs_vdisk {
+    struct vdisk d;
+    int local;              /* its files are on the local file system */
+    struct vdisk_ops ops;
+    char transport[];
+};
+
+int vdisk_open_fs(const char *path, unsigned flags, struct vd_fs *fs, const char *transport,
+                  struct vdisk **out)
 {
-    struct vdisk *d = calloc(1, sizeof *d);
-    if (!d)
+    if (!transport)
+        transport = local_ops.transport;
+    int own = !vd_fs_is_local(fs) || strcmp(transport, local_ops.transport) != 0;
+    size_t tlen = strlen(transport) + 1;
+    struct fs_vdisk *fd = calloc(1, sizeof *fd + (own ? tlen : 0));
+    if (!fd)
         return vd_err_set(VD_E_NOMEM, "out of memory");
+    struct vdisk *d = &fd->d;
     vmdk_disk *v;
-    int rc = vmdk_open(path, flags, &v);
+    int rc = vmdk_open_fs(path, flags, fs, &v);
     if (rc < 0) {
-        free(d);
+        free(fd);
         return rc;
     }
-    d->ops = &local_ops;
+    if (own) {
+        fd->ops = local_ops;
+        memcpy(fd->transport, transport, tlen);
+        fd->ops.transport = fd->transport;
+        d->ops = &fd->ops;
+    } else {
+        d->ops = &local_ops;
+    }
+    fd->local = vd_fs_is_local(fs);
     d->impl = v;
     d->capacity = vmdk_capacity(v);
     d->readonly = vmdk_is_readonly(v);
@@ -139,7 +164,19 @@ int vdisk_open_local(const char *path, unsigned flags, struct vdisk **out)
     return 0;
 }
 
+int vdisk_open_local(const char *path, unsigned flags, struct vdisk **out)
+{
+    return vdisk_open_fs(path, flags, vd_fs_local(), NULL, out);
+}
+
 struct vmdk_disk *vdisk_local_engine(struct vdisk *d)
 {
-    return d && d->ops == &local_ops ? d->impl : NULL;
+    if (!d || (d->ops != &local_ops && d->ops->close != l_close))
+        return NULL;
+    return ((struct fs_vdisk *)d)->local ? d->impl : NULL;
+}
+
+struct vmdk_disk *vdisk_engine(struct vdisk *d)
+{
+    return d && (d->ops == &local_ops || d->ops->close == l_close) ? d->impl : NULL;
 }

@@ -54,6 +54,13 @@ typedef struct vmdk_disk vmdk_disk;
 /* Open the disk whose descriptor (or monolithic sparse file) is at path.
  * Parents named by parentFileNameHint are opened read-only below it. */
 int vmdk_open(const char *path, unsigned flags, vmdk_disk **out);
+/* The same with every file of the chain read from fs (util/vfile.h; NULL or
+ * vd_fs_local(): vmdk_open).  path and parent hints are resolved in fs's
+ * own names ("[ds] dir/x.vmdk").  On a non-local fs the disk is always
+ * read-only (writes are VD_E_READONLY), takes no locks and ignores
+ * VMDK_OPEN_DIRECT; read errors keep the code fs gave (VD_E_NET_LOST). */
+struct vd_fs;
+int vmdk_open_fs(const char *path, unsigned flags, struct vd_fs *fs, vmdk_disk **out);
 /* Flush, clear the unclean-shutdown flags, release locks, free.  Returns
  * the first error met while flushing; the disk is freed either way. */
 int vmdk_close(vmdk_disk *d);

@@ -5,7 +5,14 @@
  * on stderr and exits 1, so scripts can check the exact VixError.
  *
  *   vixnet [-s SERVER] [-p PORT] [-m MODES] [-u USER] [-w PASSWORD]
- *          [-t THUMBPRINT] [-c CONFIG] [-r] COMMAND ARGS...
+ *          [-t THUMBPRINT] [-c CONFIG] [-r] [-v VMSPEC] [-S SNAPSHOT]
+ *          [-k COOKIE] [-T SPECTYPE] [-1] COMMAND ARGS...
+ *
+ * -v "moref=vm-N" makes it a vSphere connection (vmxSpec), -S the
+ * snapshotRef, -k connects with a session cookie (VIXDISKLIB_CRED_SESSIONID)
+ * instead of user and password, -T sets specType (0 VMX, 1 vStorageObject,
+ * 2 datastore), -1 opens with SINGLE_LINK.  The password may also come from
+ * the environment (VIXNET_PASSWORD), as tools should take it.
  *
  *   connect                      ConnectEx, then Disconnect
  *   info EXPORT                  capacity, links, geometry, adapter, transport
@@ -20,6 +27,12 @@
  *                                prints "reading" once the first pass started
  *   backup EXPORT LOCAL [TYPE]   Clone remote -> local (TYPE: sparse|stream)
  *   restore LOCAL EXPORT         Clone local -> remote (overWrite)
+ *   keys EXPORT                  GetMetadataKeys, one key a line
+ *   space EXPORT TYPE            SpaceNeededForClone (TYPE: sparse|stream|flat)
+ *   mode EXPORT                  GetTransportMode after Open
+ *   swrite EXPORT                Write one sector at 0 (expected to fail remotely)
+ *   prepare | endaccess | cleanup   PrepareForAccess / EndAccess / Cleanup
+ *                                with the connection's parameters
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -77,23 +90,37 @@ static int die(const char *fmt, ...)
 }
 
 struct opts {
-    const char *server, *modes, *user, *password, *thumb, *config;
+    const char *server, *modes, *user, *password, *thumb, *config, *vmspec, *snapshot;
+    const char *cookie;
     unsigned port;
-    int readonly;
+    int readonly, spectype, single;
 };
 
-static VixError connect_remote(const struct opts *o, VixDiskLibConnection *c)
+static VixDiskLibConnectParams *make_params(const struct opts *o)
 {
     VixDiskLibConnectParams *cp = VixDiskLib_AllocateConnectParams();
     cp->serverName = (char *)o->server;
     cp->port = o->port;
     cp->thumbPrint = (char *)o->thumb;
-    if (o->user) {
+    cp->vmxSpec = (char *)o->vmspec;
+    cp->specType = (VixDiskLibSpecType)o->spectype;
+    if (o->cookie) {
+        cp->credType = VIXDISKLIB_CRED_SESSIONID;
+        cp->creds.sessionId.cookie = (char *)o->cookie;
+        cp->creds.sessionId.userName = (char *)(o->user ? o->user : "");
+        cp->creds.sessionId.key = (char *)"";
+    } else if (o->user) {
         cp->credType = VIXDISKLIB_CRED_UID;
         cp->creds.uid.userName = (char *)o->user;
         cp->creds.uid.password = (char *)(o->password ? o->password : "");
     }
-    VixError e = VixDiskLib_ConnectEx(cp, o->readonly, NULL, o->modes, c);
+    return cp;
+}
+
+static VixError connect_remote(const struct opts *o, VixDiskLibConnection *c)
+{
+    VixDiskLibConnectParams *cp = make_params(o);
+    VixError e = VixDiskLib_ConnectEx(cp, o->readonly, o->snapshot, o->modes, c);
     VixDiskLib_FreeConnectParams(cp);
     return e;
 }
@@ -295,12 +322,29 @@ static int run(const struct opts *o, int argc, char **argv)
 {
     cmd = argv[0];
     VixDiskLibConnection c = NULL;
-    VixError e = connect_remote(o, &c);
+    VixError e;
+    if (!strcmp(cmd, "prepare") || !strcmp(cmd, "endaccess") || !strcmp(cmd, "cleanup")) {
+        VixDiskLibConnectParams *cp = make_params(o);
+        uint32 done = 99, left = 99;
+        e = !strcmp(cmd, "prepare") ? VixDiskLib_PrepareForAccess(cp, "vixnet")
+            : !strcmp(cmd, "endaccess") ? VixDiskLib_EndAccess(cp, "vixnet")
+                                        : VixDiskLib_Cleanup(cp, &done, &left);
+        VixDiskLib_FreeConnectParams(cp);
+        if (e != VIX_OK)
+            return fail(e, cmd);
+        if (!strcmp(cmd, "cleanup"))
+            printf("cleaned %u remaining %u\n", done, left);
+        else
+            printf("ok\n");
+        return 0;
+    }
+    e = connect_remote(o, &c);
     if (e != VIX_OK)
         return fail(e, "ConnectEx");
     int rc = 0;
     VixDiskLibHandle h = NULL;
-    uint32 rdflag = VIXDISKLIB_FLAG_OPEN_READ_ONLY;
+    uint32 rdflag = VIXDISKLIB_FLAG_OPEN_READ_ONLY |
+                    (o->single ? VIXDISKLIB_FLAG_OPEN_SINGLE_LINK : 0);
     if (strcmp(cmd, "connect") == 0) {
         printf("connected\n");
     } else if (strcmp(cmd, "info") == 0 && argc == 2) {
@@ -439,6 +483,37 @@ static int run(const struct opts *o, int argc, char **argv)
         if ((e = VixDiskLib_Clone(c, argv[2], lc, argv[1], &p, progress, NULL, TRUE)) != VIX_OK)
             rc = fail(e, "Clone");
         VixDiskLib_Disconnect(lc);
+    } else if (strcmp(cmd, "keys") == 0 && argc == 2) {
+        if (!(rc = open_disk(c, argv[1], rdflag, &h))) {
+            char buf[65536];
+            size_t need = 0;
+            if ((e = VixDiskLib_GetMetadataKeys(h, buf, sizeof buf, &need)) != VIX_OK)
+                rc = fail(e, "GetMetadataKeys");
+            for (char *k = buf; !rc && *k; k += strlen(k) + 1)
+                printf("%s\n", k);
+        }
+    } else if (strcmp(cmd, "space") == 0 && argc == 3) {
+        if (!(rc = open_disk(c, argv[1], rdflag, &h))) {
+            VixDiskLibDiskType t = !strcmp(argv[2], "stream") ? VIXDISKLIB_DISK_STREAM_OPTIMIZED
+                                   : !strcmp(argv[2], "flat") ? VIXDISKLIB_DISK_MONOLITHIC_FLAT
+                                                              : VIXDISKLIB_DISK_MONOLITHIC_SPARSE;
+            uint64 need = 0;
+            if ((e = VixDiskLib_SpaceNeededForClone(h, t, &need)) != VIX_OK)
+                rc = fail(e, "SpaceNeededForClone");
+            else
+                printf("%llu\n", (unsigned long long)need);
+        }
+    } else if (strcmp(cmd, "mode") == 0 && argc == 2) {
+        if (!(rc = open_disk(c, argv[1], rdflag, &h))) {
+            const char *m = VixDiskLib_GetTransportMode(h);
+            printf("%s\n", m ? m : "(null)");
+        }
+    } else if (strcmp(cmd, "swrite") == 0 && argc == 2) {
+        if (!(rc = open_disk(c, argv[1], 0, &h))) {
+            static uint8 sector[SECTOR];
+            if ((e = VixDiskLib_Write(h, 0, 1, sector)) != VIX_OK)
+                rc = fail(e, "Write");
+        }
     } else {
         rc = die("unknown command or wrong arguments");
     }
@@ -454,8 +529,11 @@ int main(int argc, char **argv)
     int i = 1;
     for (; i < argc && argv[i][0] == '-' && argv[i][1] && !argv[i][2]; i++) {
         char f = argv[i][1];
-        if (f == 'r') {
-            o.readonly = 1;
+        if (f == 'r' || f == '1') {
+            if (f == 'r')
+                o.readonly = 1;
+            else
+                o.single = 1;
             continue;
         }
         if (i + 1 >= argc)
@@ -469,11 +547,17 @@ int main(int argc, char **argv)
         case 'w': o.password = v; break;
         case 't': o.thumb = v; break;
         case 'c': o.config = v; break;
+        case 'v': o.vmspec = v; break;
+        case 'S': o.snapshot = v; break;
+        case 'k': o.cookie = v; break;
+        case 'T': o.spectype = atoi(v); break;
         default: return die("unknown option -%c", f);
         }
     }
     if (i >= argc)
         return die("usage: vixnet [options] COMMAND ARGS...");
+    if (!o.password)
+        o.password = getenv("VIXNET_PASSWORD");
     VixError e = VixDiskLib_InitEx(8, 0, logf_, warnf, warnf, NULL, o.config);
     if (e != VIX_OK)
         return fail(e, "InitEx");

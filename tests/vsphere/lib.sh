@@ -1,0 +1,205 @@
+# lib.sh - run govmomi's vCenter simulator (tests/vsphere/vcsim) from test
+# scripts.  POSIX sh, meant to be sourced; sets no shell options itself and
+# works under `set -eu`.
+#
+# Environment: VCSIM (path of the vcsim binary; built by build-vcsim.sh
+# when missing or older than vcsim/main.go), VSPHERELIB (path of this file,
+# used to find build-vcsim.sh).  CTest sets both.
+#
+#   vcsim_start [FLAGS...]   build if needed, start vcsim FLAGS (-user U
+#                            -password P, -cert F -key F, -listen A), wait
+#                            for its inventory line and export:
+#       VCSIM_URL VCSIM_HOST VCSIM_PORT VCSIM_SERVER (host:port)
+#       VCSIM_SHA1 VCSIM_SHA256 (AA:BB:... thumbprints)  VCSIM_DC
+#       VCSIM_DS VCSIM_DSDIR (first datastore, its directory)
+#       VCSIM_VM VCSIM_VMNAME VCSIM_VMHOST (first VM)  VCSIM_DISK ("[ds]
+#       path" of its first disk)  VCSIM_DISKKEY  VCSIM_PID  VCSIM_JSON
+#                            Returns 77 when vcsim cannot be built here
+#                            (call it as `vcsim_start || exit $?`).
+#   vcsim_cmd LINE           send one command, print the JSON answer line;
+#                            status 0 answered, 2 answered {"error":...},
+#                            1 no answer in time (VCSIM_CMD_TIMEOUT, 30 s).
+#   vcsim_field JSON KEY     print one top-level field of a JSON line.
+#   vcsim_path_local "[ds] dir/file.vmdk"   print the local file behind it.
+#   vcsim_kill               SIGKILL the server (for "server gone" tests).
+#   vcsim_stop               quit, wait, kill if needed, remove everything;
+#                            idempotent, safe in an EXIT trap.
+#
+# One server at a time per shell.  vcsim's stdin is a FIFO held open on file
+# descriptor 8 of the calling shell.
+
+VCSIM_PY=/usr/bin/python3
+VCSIM_PID=
+_vcsim_tmp=
+
+_vcsim_err() { echo "vcsim: $*" >&2; }
+
+# _vcsim_lines FILE: number of complete lines in FILE.
+_vcsim_lines() {
+    wc -l <"$1" 2>/dev/null | tr -d ' ' || echo 0
+}
+
+vcsim_start() {
+    if [ -n "$VCSIM_PID" ]; then
+        _vcsim_err "already running (pid $VCSIM_PID)"
+        return 1
+    fi
+    if [ -z "${VCSIM:-}" ] || [ -z "${VSPHERELIB:-}" ]; then
+        _vcsim_err "VCSIM and VSPHERELIB must be set"
+        return 1
+    fi
+    if [ ! -x "$VCSIM_PY" ]; then
+        _vcsim_err "SKIP: $VCSIM_PY is missing"
+        return 77
+    fi
+    _vc_rc=0
+    sh "$(dirname "$VSPHERELIB")/build-vcsim.sh" "$VCSIM" || _vc_rc=$?
+    if [ "$_vc_rc" -ne 0 ]; then
+        _vcsim_err "build failed ($_vc_rc)"
+        return "$_vc_rc"
+    fi
+    _vcsim_tmp=$(mktemp -d "${TMPDIR:-/tmp}/openvddk-vcsim.XXXXXX") || return 1
+    mkfifo "$_vcsim_tmp/in" || return 1
+    "$VCSIM" "$@" <"$_vcsim_tmp/in" >"$_vcsim_tmp/out" 2>"$_vcsim_tmp/err" &
+    VCSIM_PID=$!
+    export VCSIM_PID
+    # Opening the FIFO for writing waits for vcsim's side; the shell keeps
+    # it open so that vcsim sees EOF only when we close it.
+    exec 8>"$_vcsim_tmp/in"
+    _vc_i=0
+    while [ "$(_vcsim_lines "$_vcsim_tmp/out")" -lt 1 ]; do
+        if ! kill -0 "$VCSIM_PID" 2>/dev/null; then
+            _vcsim_err "exited before start-up: $(cat "$_vcsim_tmp/err")"
+            vcsim_stop
+            return 1
+        fi
+        _vc_i=$((_vc_i + 1))
+        if [ $_vc_i -gt 300 ]; then
+            _vcsim_err "no start-up line within 30 s: $(cat "$_vcsim_tmp/err")"
+            vcsim_stop
+            return 1
+        fi
+        sleep 0.1
+    done
+    VCSIM_JSON=$_vcsim_tmp/vcsim.json
+    head -n 1 "$_vcsim_tmp/out" >"$VCSIM_JSON"
+    _vc_env=$("$VCSIM_PY" - "$VCSIM_JSON" <<'EOF'
+import json, sys
+j = json.load(open(sys.argv[1]))
+ds = j["datastores"][0]
+vm = j["vms"][0]
+disk = vm["disks"][0]
+v = {
+    "URL": j["url"], "HOST": j["host"], "PORT": j["port"],
+    "SERVER": "%s:%d" % (j["host"], j["port"]),
+    "SHA1": j["sha1"], "SHA256": j["sha256"], "DC": j["datacenter"],
+    "DS": ds["name"], "DSDIR": ds["dir"],
+    "VM": vm["moref"], "VMNAME": vm["name"], "VMHOST": vm["host"],
+    "DISK": disk["file"], "DISKKEY": disk["key"],
+}
+for k, x in v.items():
+    print("VCSIM_%s='%s'; export VCSIM_%s" % (k, str(x).replace("'", "'\\''"), k))
+EOF
+) || {
+        _vcsim_err "cannot parse start-up line: $(cat "$VCSIM_JSON")"
+        vcsim_stop
+        return 1
+    }
+    eval "$_vc_env"
+    export VCSIM_JSON
+    return 0
+}
+
+vcsim_cmd() {
+    if [ -z "$VCSIM_PID" ] || ! kill -0 "$VCSIM_PID" 2>/dev/null; then
+        _vcsim_err "not running"
+        return 1
+    fi
+    _vc_n=$(_vcsim_lines "$_vcsim_tmp/out")
+    # A subshell takes the SIGPIPE if vcsim is gone.
+    (printf '%s\n' "$1" >&8) 2>/dev/null || {
+        _vcsim_err "cannot send: $1"
+        return 1
+    }
+    _vc_n=$((_vc_n + 1))
+    _vc_i=0
+    _vc_max=$(( ${VCSIM_CMD_TIMEOUT:-30} * 10 ))
+    while [ "$(_vcsim_lines "$_vcsim_tmp/out")" -lt "$_vc_n" ]; do
+        _vc_i=$((_vc_i + 1))
+        if [ $_vc_i -gt "$_vc_max" ] || ! kill -0 "$VCSIM_PID" 2>/dev/null; then
+            _vcsim_err "no answer to: $1"
+            return 1
+        fi
+        sleep 0.05
+    done
+    _vc_line=$(sed -n "${_vc_n}p" "$_vcsim_tmp/out")
+    printf '%s\n' "$_vc_line"
+    case $_vc_line in
+        '{"error":'*) return 2 ;;
+    esac
+    return 0
+}
+
+vcsim_field() {
+    "$VCSIM_PY" -c 'import json, sys
+v = json.loads(sys.argv[1]).get(sys.argv[2])
+print(json.dumps(v) if isinstance(v, (dict, list, bool)) or v is None else v)' "$1" "$2"
+}
+
+vcsim_path_local() {
+    "$VCSIM_PY" - "$VCSIM_JSON" "$1" <<'EOF'
+import json, os, re, sys
+m = re.match(r"^\[([^\]]+)\] ?(.*)$", sys.argv[2])
+if not m:
+    sys.exit("vcsim_path_local: not a datastore path: %r" % sys.argv[2])
+for ds in json.load(open(sys.argv[1]))["datastores"]:
+    if ds["name"] == m.group(1):
+        print(os.path.join(ds["dir"], m.group(2)))
+        sys.exit(0)
+sys.exit("vcsim_path_local: no datastore %r" % m.group(1))
+EOF
+}
+
+vcsim_kill() {
+    if [ -n "$VCSIM_PID" ]; then
+        kill -KILL "$VCSIM_PID" 2>/dev/null || true
+        wait "$VCSIM_PID" 2>/dev/null || true
+    fi
+}
+
+vcsim_stop() {
+    if [ -n "$VCSIM_PID" ]; then
+        if kill -0 "$VCSIM_PID" 2>/dev/null; then
+            (printf 'quit\n' >&8) 2>/dev/null || true
+        fi
+        exec 8>&-
+        _vc_i=0
+        while kill -0 "$VCSIM_PID" 2>/dev/null && [ $_vc_i -lt 100 ]; do
+            _vc_i=$((_vc_i + 1))
+            sleep 0.1
+        done
+        if kill -0 "$VCSIM_PID" 2>/dev/null; then
+            kill -TERM "$VCSIM_PID" 2>/dev/null || true
+            sleep 1
+            kill -KILL "$VCSIM_PID" 2>/dev/null || true
+        fi
+        wait "$VCSIM_PID" 2>/dev/null || true
+        VCSIM_PID=
+    fi
+    # After a SIGKILL vcsim could not remove its datastore directories.
+    if [ -n "${VCSIM_JSON:-}" ] && [ -f "$VCSIM_JSON" ]; then
+        "$VCSIM_PY" - "$VCSIM_JSON" <<'EOF' || true
+import json, os, shutil, sys
+for ds in json.load(open(sys.argv[1]))["datastores"]:
+    d = ds["dir"]
+    if os.path.basename(d).startswith("govcsim-") and os.path.isdir(d):
+        shutil.rmtree(d, ignore_errors=True)
+EOF
+    fi
+    if [ -n "$_vcsim_tmp" ]; then
+        rm -rf "$_vcsim_tmp"
+        _vcsim_tmp=
+    fi
+    VCSIM_JSON=
+    return 0
+}
