@@ -201,6 +201,7 @@ static int probe_cert(struct vs_session *s, struct peer_cert *pc)
     curl_easy_setopt(h, CURLOPT_URL, s->base);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(h, CURLOPT_CONNECT_ONLY, 1L);
+    curl_easy_setopt(h, CURLOPT_CERTINFO, 1L);
     curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
     curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)s->connect_timeout_ms);
@@ -211,20 +212,30 @@ static int probe_cert(struct vs_session *s, struct peer_cert *pc)
         curl_easy_cleanup(h);
         return r;
     }
-    const struct curl_tlssessioninfo *ti = NULL;
-    int r = vd_err_set(VD_E_CERT, "server %s: cannot read the certificate it presents "
-                       "(libcurl is not built with GnuTLS)", s->peer);
-    if (curl_easy_getinfo(h, CURLINFO_TLS_SSL_PTR, &ti) == CURLE_OK && ti &&
-        ti->backend == CURLSSLBACKEND_GNUTLS && ti->internals) {
-        unsigned int n = 0;
-        const gnutls_datum_t *certs =
-            gnutls_certificate_get_peers((gnutls_session_t)ti->internals, &n);
-        if (!certs || n == 0)
-            r = vd_err_set(VD_E_CERT, "server %s presented no certificate", s->peer);
-        else if (cert_digests(&certs[0], pc) < 0)
-            r = vd_err_set(VD_E_CERT, "server %s: its certificate cannot be decoded", s->peer);
-        else
-            r = 0;
+    /* libcurl's GnuTLS backend gives no session pointer for a connect-only
+     * handle, but it does give the peer's certificates (PEM). */
+    struct curl_certinfo *ci = NULL;
+    int r = vd_err_set(VD_E_CERT, "server %s presented no certificate", s->peer);
+    if (curl_easy_getinfo(h, CURLINFO_CERTINFO, &ci) == CURLE_OK && ci &&
+        ci->num_of_certs > 0) {
+        const char *pem = NULL;
+        for (struct curl_slist *l = ci->certinfo[0]; l; l = l->next)
+            if (strncmp(l->data, "Cert:", 5) == 0)
+                pem = l->data + 5;
+        gnutls_x509_crt_t crt;
+        gnutls_datum_t in = { (unsigned char *)pem, pem ? (unsigned)strlen(pem) : 0 };
+        gnutls_datum_t der = { NULL, 0 };
+        if (pem && gnutls_x509_crt_init(&crt) >= 0) {
+            if (gnutls_x509_crt_import(crt, &in, GNUTLS_X509_FMT_PEM) >= 0 &&
+                gnutls_x509_crt_export2(crt, GNUTLS_X509_FMT_DER, &der) >= 0 &&
+                cert_digests(&der, pc) == 0)
+                r = 0;
+            else
+                r = vd_err_set(VD_E_CERT, "server %s: its certificate cannot be decoded",
+                               s->peer);
+            gnutls_free(der.data);
+            gnutls_x509_crt_deinit(crt);
+        }
     }
     curl_easy_cleanup(h);
     return r;

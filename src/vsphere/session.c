@@ -423,9 +423,11 @@ static int dc_path_of(struct vs_session *s, const char *type, const char *moref,
             break;
         xmlNode *pv = prop_val(o, "parent");
         char *name = vs_xml_text(prop_val(o, "name"));
-        char *ptype = pv ? vs_xml_type(pv) : NULL;
-        if (pv && !ptype) {
-            xmlChar *t = xmlGetProp(pv, (const xmlChar *)"type");
+        /* <val xsi:type="ManagedObjectReference" type="Folder">: the plain
+         * attribute is the object's type. */
+        char *ptype = NULL;
+        if (pv) {
+            xmlChar *t = xmlGetNoNsProp(pv, (const xmlChar *)"type");
             ptype = t ? vd_strdup((const char *)t) : NULL;
             xmlFree(t);
         }
