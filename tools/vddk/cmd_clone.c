@@ -285,9 +285,10 @@ static int run_clone(int argc, char **argv)
         } else {
             /* Clone opens the source itself. */
             vddk_close(&s);
-            VixDiskLibConnection c = vddk_conn();
+            VixDiskLibConnection c = vddk_conn(), sc = vddk_conn_for(a.src);
             vddk_warn_clear();
-            VixError e = VixDiskLib_Clone(c, a.dst, c, a.src, &a.p, vddk_progress_cb, pg,
+            VixError e = !sc ? VIX_E_FAIL
+                             : VixDiskLib_Clone(c, a.dst, sc, a.src, &a.p, vddk_progress_cb, pg,
                                           a.overwrite ? TRUE : FALSE);
             if (e != VIX_OK)
                 ret = vddk_vix_error(e, a.dst);

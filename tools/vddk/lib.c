@@ -200,7 +200,7 @@ int vddk_open(const char *path, uint32 flags, struct vddk_h *d)
 {
     memset(d, 0, sizeof *d);
     d->path = path;
-    VixDiskLibConnection c = vddk_conn();
+    VixDiskLibConnection c = vddk_conn_for(path);
     if (!c)
         return VDDK_EXIT_FAIL;
     vddk_warn_clear();
@@ -246,6 +246,8 @@ int vddk_hl_open(const char *path, int read_only, uint32 flags, vddk_disk **out)
     p.flags = flags | (read_only ? VIXDISKLIB_FLAG_OPEN_READ_ONLY : 0);
     p.readOnly = read_only ? TRUE : FALSE;
     p.identity = "vddk";
+    if (vddk_is_remote_path(path))
+        p.connect = vddk_remote_params(&p.snapshotRef, &p.transportModes);
     vddk_warn_clear();
     VixError e = vddk_disk_open(&p, out);
     if (e != VIX_OK)

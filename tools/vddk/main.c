@@ -34,6 +34,8 @@ static const struct vddk_cmd *const commands[] = {
     &vddk_cmd_compare,
     &vddk_cmd_bench,
     &vddk_cmd_serve,
+    &vddk_cmd_vsphere,
+    &vddk_cmd_thumbprint,
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 
@@ -62,6 +64,9 @@ static void usage(FILE *f)
           "K, M, G or T suffix (powers of 1024): 4096, 0x1000, 64M, 2G.\n"
           "Long operations show a progress bar on stderr when it is a terminal\n"
           "(--progress forces it, -q turns it off).\n"
+          "Disks of a vSphere VM: add --server HOST --user USER --vm MOREF\n"
+          "[--snapshot MOREF] [--thumbprint TP] (password: --password-file or\n"
+          "VDDK_PASSWORD) and name the disk \"[datastore] dir/disk.vmdk\".\n"
           "Exit status: 0 success, 1 failure, 2 usage error.\n"
           "Run 'vddk help SUBCOMMAND' for the options of one subcommand;\n"
           "man vddk for everything, with the JSON formats.\n", f);
@@ -107,7 +112,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "vddk: unknown subcommand '%s' (see 'vddk --help')\n", name);
         return VDDK_EXIT_USAGE;
     }
-    int rc = c->run(argc - 1, argv + 1);
+    int rc = vddk_remote_options(&argc, argv);
+    if (rc != 0)
+        return rc;
+    rc = c->run(argc - 1, argv + 1);
+    vddk_remote_exit();
     vddk_lib_exit();
     if (fflush(stdout) != 0 || ferror(stdout)) {
         fprintf(stderr, "vddk: error writing to standard output\n");

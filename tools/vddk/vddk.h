@@ -59,6 +59,19 @@ extern const struct vddk_cmd vddk_cmd_checksum;
 extern const struct vddk_cmd vddk_cmd_compare;
 extern const struct vddk_cmd vddk_cmd_bench;
 extern const struct vddk_cmd vddk_cmd_serve;
+extern const struct vddk_cmd vddk_cmd_vsphere;
+extern const struct vddk_cmd vddk_cmd_thumbprint;
+
+/* vSphere disks (cmd_vsphere.c): the connection options of every
+ * subcommand, taken out of argv before the subcommand parses it. */
+int vddk_remote_options(int *argc, char **argv);
+int vddk_remote_set(void);
+int vddk_is_remote_path(const char *path);
+/* The connection for path: the vSphere one for "[ds] path" when a server
+ * is set, else the local one. */
+VixDiskLibConnection vddk_conn_for(const char *path);
+const VixDiskLibConnectParams *vddk_remote_params(const char **snapshot, const char **modes);
+void vddk_remote_exit(void);
 
 /* ---- errors ---------------------------------------------------------- */
 
