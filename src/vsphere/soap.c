@@ -125,10 +125,6 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *ctx)
     return n;
 }
 
-struct cookie_catch {
-    struct vs_session *s;
-};
-
 /* Keep the session cookie the server sets (Login). */
 static size_t on_header(char *data, size_t size, size_t nmemb, void *ctx)
 {
@@ -310,14 +306,12 @@ int vs_soap_call(struct vs_session *s, const char *method, const char *body, int
     int relogin = 0;
     int rc = soap_once(s, method, body, doc, reply, &relogin);
     if (rc < 0 && relogin && !no_relogin && s->user) {
-        char saved[512];
-        snprintf(saved, sizeof saved, "%s", vd_err_msg());
+        /* The server forgot the session: log in again once and retry. */
         int r = vs_relogin(s, gen);
         if (r < 0)
             return r;
         relogin = 0;
         rc = soap_once(s, method, body, doc, reply, &relogin);
-        (void)saved;
     }
     return rc;
 }

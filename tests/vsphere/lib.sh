@@ -36,7 +36,8 @@ _vcsim_err() { echo "vcsim: $*" >&2; }
 
 # _vcsim_lines FILE: number of complete lines in FILE.
 _vcsim_lines() {
-    wc -l <"$1" 2>/dev/null | tr -d ' ' || echo 0
+    _vl=$(wc -l <"$1" 2>/dev/null | tr -d ' ')
+    echo "${_vl:-0}"
 }
 
 vcsim_start() {
@@ -60,6 +61,9 @@ vcsim_start() {
     fi
     _vcsim_tmp=$(mktemp -d "${TMPDIR:-/tmp}/openvddk-vcsim.XXXXXX") || return 1
     mkfifo "$_vcsim_tmp/in" || return 1
+    # vcsim's side opens the FIFO (and only then out and err) once this
+    # shell opens it for writing below: make out exist before the wait.
+    : >"$_vcsim_tmp/out"
     "$VCSIM" "$@" <"$_vcsim_tmp/in" >"$_vcsim_tmp/out" 2>"$_vcsim_tmp/err" &
     VCSIM_PID=$!
     export VCSIM_PID
