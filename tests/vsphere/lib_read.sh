@@ -9,8 +9,8 @@
 # vcsim lacks some things a real vCenter has; where a check cannot be made
 # against it, the script says so instead of faking it:
 #  - /folder asks for no session cookie, so an expired session during a
-#    read cannot be provoked (the SOAP side's re-login is checked by
-#    logging the session out from outside and calling again);
+#    read (HTTP 401, then one new login) cannot be provoked; what is checked
+#    is that a session cookie that was logged out is refused;
 #  - AuthorizationManager.DisableMethods is missing: PrepareForAccess must
 #    log that and succeed.
 set -eu
