@@ -47,17 +47,19 @@ VX="$VIXNET -s $VCSIM_HOST -p $VCSIM_PORT -u u -t $VCSIM_SHA1 -v moref=$VCSIM_VM
 URL="https://$VCSIM_SERVER/folder/$(basename "$VMDIR")/b-flat.vmdk?dcPath=$VCSIM_DC&dsName=$VCSIM_DS"
 
 t() {   # t NAME COMMAND...: time the command plus a sync of $W/out
+    n=$1
+    shift
     rm -f "$W/out"
     s=$(date +%s.%N)
     "$@" >/dev/null
     sync "$W/out"
     e=$(date +%s.%N)
-    cmp -s -n "$BYTES" "$W/out" "$VMDIR/b-flat.vmdk" || { echo "https.sh: $1 read wrong data" >&2; exit 1; }
-    awk -v s="$s" -v e="$e" 'BEGIN { print e - s }' >>"$W/times.$1"
+    cmp -s -n "$BYTES" "$W/out" "$VMDIR/b-flat.vmdk" || { echo "https.sh: $n read wrong data" >&2; exit 1; }
+    awk -v s="$s" -v e="$e" 'BEGIN { print e - s }' >>"$W/times.$n"
 }
 cat "$VMDIR/b-flat.vmdk" >/dev/null   # page cache warm on the server side
 for i in $(seq "$RUNS"); do
-    t curl curl -sk -b vmware_soap_session=x -o "$W/out" "$URL"
+    t curl curl -skf -b vmware_soap_session=x -o "$W/out" "$URL"
     # shellcheck disable=SC2086
     t one $VX -c "$W/one.cfg" read "$REL/b.vmdk" "$W/out"
     # shellcheck disable=SC2086
