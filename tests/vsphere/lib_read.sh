@@ -54,7 +54,7 @@ check_equal() {
 
 # ---- every type -------------------------------------------------------------
 for t in monolithicSparse monolithicFlat twoGbMaxExtentSparse twoGbMaxExtentFlat vmfs \
-         vmfsThin streamOptimized; do
+         vmfsThin vmfsSparse streamOptimized; do
     f="$VMDIR/t-$t.vmdk"
     if [ "$t" = streamOptimized ]; then
         "$VDDK" create -s 12M "$W/src.vmdk" >/dev/null
