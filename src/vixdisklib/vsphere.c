@@ -247,8 +247,3 @@ VixError vixdl_vsphere_cleanup(const VixDiskLibConnectParams *cp)
         vs_session_close(s);
     return e;
 }
-
-const char *vixdl_vsphere_vm(const struct vixdl_vsphere *v)
-{
-    return v->vm;
-}

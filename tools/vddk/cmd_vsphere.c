@@ -291,8 +291,6 @@ static int run_vsphere(int argc, char **argv)
         return vddk_usage_error(cmd, "no server: give --server HOST (or VDDK_SERVER)");
     if (!vddk_conn())
         return VDDK_EXIT_FAIL;
-    if (R.vm)
-        params();
     const VixDiskLibConnectParams *cp = params();
     if (!cp)
         return vddk_fail("out of memory");
