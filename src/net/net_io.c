@@ -215,6 +215,20 @@ void net_shutdown(struct net_stream *s)
         shutdown(s->fd, SHUT_RDWR);
 }
 
+void net_tls_abandon(struct net_stream *s)
+{
+    if (!s->tls)
+        return;
+    /* No close_notify: the peer stops using TLS at the same point (NFC's
+     * authd hands the plain socket on after PROXY). */
+    gnutls_deinit((gnutls_session_t)s->tls);
+    s->tls = NULL;
+    if (s->tls_free)
+        s->tls_free(s->tls_creds);
+    s->tls_creds = NULL;
+    s->tls_free = NULL;
+}
+
 void net_close(struct net_stream *s)
 {
     if (s->tls) {
@@ -324,7 +338,7 @@ int net_dial(const char *host, unsigned port, const char *unix_path, int timeout
         return -1;
     }
     char why[256] = "no address";
-    int fd = -1;
+    int fd = -1, refused = 0;
     for (struct addrinfo *ai = res; ai && fd < 0; ai = ai->ai_next) {
         fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK,
                     ai->ai_protocol);
@@ -348,6 +362,7 @@ int net_dial(const char *host, unsigned port, const char *unix_path, int timeout
             errno = err;
         }
         if (r < 0) {
+            refused = errno == ECONNREFUSED;
             snprintf(why, sizeof why, "%s", strerror(errno));
             close(fd);
             fd = -1;
@@ -355,7 +370,8 @@ int net_dial(const char *host, unsigned port, const char *unix_path, int timeout
     }
     freeaddrinfo(res);
     if (fd < 0) {
-        vd_err_set(VD_E_NET_CONNECT, "cannot connect to %s: %s", peer, why);
+        vd_err_set(refused ? VD_E_NET_REFUSED : VD_E_NET_CONNECT, "cannot connect to %s: %s",
+                   peer, why);
         return -1;
     }
     tune_tcp(fd);

@@ -43,6 +43,9 @@ int net_write2(struct net_stream *s, const void *a, size_t alen, const void *b, 
 int net_skip(struct net_stream *s, uint64_t n);
 /* Shut down both directions (wakes a thread blocked in net_read). */
 void net_shutdown(struct net_stream *s);
+/* Drop the TLS session without close_notify and go on with the plain
+ * socket (both peers agree to leave TLS at this point of a protocol). */
+void net_tls_abandon(struct net_stream *s);
 /* Shut down TLS (best effort, bounded), close the socket. */
 void net_close(struct net_stream *s);
 
@@ -52,7 +55,8 @@ int net_wait(int fd, short events, int timeout_ms);
 
 /* Connect to host:port (TCP; host may be a name or an address) or, when
  * unix_path is set, to a Unix socket.  Returns a connected non-blocking
- * socket, or -1 with VD_E_NET_CONNECT set naming the peer and the reason. */
+ * socket, or -1 with VD_E_NET_CONNECT (VD_E_NET_REFUSED when the host refused
+ * the connection) set naming the peer and the reason. */
 int net_dial(const char *host, unsigned port, const char *unix_path, int timeout_ms,
              char *peer, size_t peerlen);
 

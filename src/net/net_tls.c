@@ -350,6 +350,14 @@ static int fingerprints(gnutls_session_t sess, unsigned char sha1[20], unsigned 
     return 0;
 }
 
+int net_tls_peer_fp(const struct net_stream *s, unsigned char sha1[20],
+                    unsigned char sha256[32])
+{
+    if (!s->tls)
+        return -1;
+    return fingerprints((gnutls_session_t)s->tls, sha1, sha256);
+}
+
 static int check_server(const struct net_tls_client *c, gnutls_session_t sess,
                         struct net_stream *s)
 {

@@ -44,6 +44,11 @@ struct net_tls_client {
  * expected and presented fingerprints), VD_E_NET_CONNECT (other). */
 int net_tls_client_start(const struct net_tls_client *c, struct net_stream *s, int timeout_ms);
 
+/* SHA-1 and SHA-256 of the certificate the peer of s presented over TLS.
+ * Returns 0, or -1 when s runs no TLS or the peer sent no certificate. */
+int net_tls_peer_fp(const struct net_stream *s, unsigned char sha1[20],
+                    unsigned char sha256[32]);
+
 /* Parse a thumbprint: hex digits with optional ':' / ' ' separators, 20
  * bytes (SHA-1) or 32 bytes (SHA-256).  Returns the byte count or -1. */
 int net_tls_parse_thumbprint(const char *text, unsigned char out[32]);

@@ -115,7 +115,7 @@ VIXDL_EXPORT VixError VixDiskLib_ConnectEx(const VixDiskLibConnectParams *cp, Bo
         VixError ve = vixdl_vsphere_connect(cp, snapshotRef, transportModes, &vs);
         if (ve != VIX_OK)
             return ve;
-        mode = "https";
+        mode = vixdl_vsphere_mode(vs);
     } else if (is_remote(cp)) {
         VixError re = vixdl_remote_connect(cp, transportModes, &net, &mode);
         if (re != VIX_OK)
@@ -243,10 +243,10 @@ VIXDL_EXPORT VixError VixDiskLib_Cleanup(const VixDiskLibConnectParams *cp,
 }
 
 int vixdl_conn_open_disk(struct VixDiskLibConnectParam *c, const char *path, unsigned vf,
-                         struct vdisk **out)
+                         int codec, struct vdisk **out)
 {
     if (c->vs)
-        return vixdl_vsphere_open(c->vs, path, vf, out);
+        return vixdl_vsphere_open(c->vs, path, vf, codec, out);
     if (c->remote)
         return vdisk_open_nbd(c->net, path, (vf & VMDK_OPEN_RDONLY) != 0, out);
     return vdisk_open_local(path, vf, out);

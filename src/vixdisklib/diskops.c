@@ -168,14 +168,14 @@ static int clone_to_remote(struct VixDiskLibConnectParam *dc, const char *dst_pa
                            int overwrite)
 {
     if (!overwrite)
-        return vd_err_set(VD_E_EXISTS, "%s: a remote destination is an existing export (NBD "
-                          "cannot create disks); pass overWrite=TRUE to write over it",
+        return vd_err_set(VD_E_EXISTS, "%s: a remote destination is an existing disk (NBD "
+                          "and NFC cannot create disks); pass overWrite=TRUE to write over it",
                           dst_path);
     if (dc->readonly)
         return vd_err_set(VD_E_READONLY, "%s: the destination connection is read-only",
                           dst_path);
     struct vdisk *dst;
-    int rc = vdisk_open_nbd(dc->net, dst_path, 0, &dst);
+    int rc = vixdl_conn_open_disk(dc, dst_path, 0, 0, &dst);
     if (rc < 0)
         return rc;
     rc = ops_copy_into(src, dst, progress, data);
@@ -218,10 +218,7 @@ VIXDL_EXPORT VixError VixDiskLib_Clone(const VixDiskLibConnection dstConnection,
         e = to_create_params("Clone", vixCreateParams, &p);
     if (e == VIX_OK) {
         struct vdisk *src;
-        int rc = dc->vs ? vd_err_set(VD_E_UNSUPPORTED, "%s: the https transport cannot "
-                                     "write to vSphere disks (that needs nbdssl or nbd, not "
-                                     "implemented yet)", dstPath)
-                        : vixdl_conn_open_disk(sc, srcPath, VMDK_OPEN_RDONLY, &src);
+        int rc = vixdl_conn_open_disk(sc, srcPath, VMDK_OPEN_RDONLY, 0, &src);
         if (rc == 0) {
             struct progress_bridge b = { progressFunc, progressCallbackData };
             if (dc->remote) {

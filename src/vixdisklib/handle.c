@@ -48,30 +48,25 @@ VIXDL_EXPORT VixError VixDiskLib_Open(const VixDiskLibConnection connection, con
         vf |= VMDK_OPEN_SINGLE_LINK;
     if (flags & VIXDISKLIB_FLAG_OPEN_UNBUFFERED)
         vf |= VMDK_OPEN_DIRECT;
-    /* COMPRESSION_* flags select wire compression for network transports;
-     * a local open has no wire, so they have no effect. */
+    /* COMPRESSION_* flags select wire compression for NFC (nbd, nbdssl);
+     * a local open has no wire, NBD has no compression, and https moves
+     * files, so there they have no effect. */
+    int codec = (flags & VIXDISKLIB_FLAG_OPEN_COMPRESSION_ZLIB)     ? 1
+                : (flags & VIXDISKLIB_FLAG_OPEN_COMPRESSION_FASTLZ) ? 2
+                : (flags & VIXDISKLIB_FLAG_OPEN_COMPRESSION_SKIPZ)  ? 3 : 0;
     struct VixDiskLibHandleStruct *h = calloc(1, sizeof *h);
     if (!h || !(h->path = vd_strdup(path))) {
         free(h);
         e = vixdl_fail("Open", VIX_E_OUT_OF_MEMORY, "out of memory");
         goto out;
     }
-    int rc;
-    if (c->vs) {
-        /* Read through the engine from the datastore; SINGLE_LINK applies,
-         * wire compression does not (https moves files, not sectors). */
-        rc = vixdl_conn_open_disk(c, path, vf, &h->disk);
-    } else if (c->remote) {
+    if (c->remote && !c->vs &&
+        (flags & (VIXDISKLIB_FLAG_OPEN_SINGLE_LINK | VIXDISKLIB_FLAG_OPEN_COMPRESSION_MASK)))
         /* The export is chosen by name ("[datastore] path"); the server
-         * decides whole chain or single link, so SINGLE_LINK and
-         * UNBUFFERED have no effect here, and no wire compression exists. */
-        if (flags & (VIXDISKLIB_FLAG_OPEN_SINGLE_LINK | VIXDISKLIB_FLAG_OPEN_COMPRESSION_MASK))
-            vixdl_log("Open: %s: SINGLE_LINK and compression flags do not apply to NBD "
-                      "(the server chooses the chain; data is not compressed)", path);
-        rc = vdisk_open_nbd(c->net, path, (vf & VMDK_OPEN_RDONLY) != 0, &h->disk);
-    } else {
-        rc = vdisk_open_local(path, vf, &h->disk);
-    }
+         * decides whole chain or single link. */
+        vixdl_log("Open: %s: SINGLE_LINK and compression flags do not apply to NBD "
+                  "(the server chooses the chain; data is not compressed)", path);
+    int rc = vixdl_conn_open_disk(c, path, vf, codec, &h->disk);
     if (rc < 0) {
         free(h->path);
         free(h);
@@ -155,10 +150,10 @@ static VixError check_range(const char *op, VixDiskLibHandle h, VixDiskLibSector
 /* Writes to vSphere disks need a transport that moves sectors. */
 static VixError check_write(const char *op, VixDiskLibHandle h, int write)
 {
-    if (write && h->conn->vs)
+    if (write && h->conn->vs && strcmp(h->disk->ops->transport, "https") == 0)
         return vixdl_fail(op, VIX_E_NOT_SUPPORTED, "%s: the https transport reads datastore "
-                          "files and cannot write; writing to a vSphere disk needs the nbdssl or "
-                          "nbd transport (NFC), which this library does not have yet", h->path);
+                          "files and cannot write; open the disk with transport nbdssl or nbd "
+                          "(NFC) to write", h->path);
     return VIX_OK;
 }
 
@@ -356,9 +351,9 @@ VIXDL_EXPORT VixError VixDiskLib_WriteMetadata(VixDiskLibHandle h, const char *k
         e = vixdl_fail("WriteMetadata", VIX_E_INVALID_ARG, "%s", !val ? "no value given (keys "
                        "cannot be removed; write an empty value)" : "no key given");
     } else if (h->conn->vs) {
-        e = vixdl_fail("WriteMetadata", VIX_E_NOT_SUPPORTED, "%s: the https transport cannot "
-                       "write; disk-database writes to vSphere disks need nbdssl or nbd (NFC), "
-                       "which this library does not have yet", h->path);
+        e = vixdl_fail("WriteMetadata", VIX_E_NOT_SUPPORTED, "%s: disk-database writes to "
+                       "vSphere disks are not possible here: https cannot write, and NFC as "
+                       "known has no disk-database write", h->path);
     } else if (h->conn->remote) {
         e = vixdl_fail("WriteMetadata", VIX_E_NOT_SUPPORTED_ON_REMOTE_OBJECT, "%s: the NBD "
                        "transport carries no disk-database writes", h->path);

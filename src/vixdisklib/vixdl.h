@@ -70,9 +70,10 @@ struct VixDiskLibConnectParam {
 };
 
 /* Open a disk of connection c (local file, NBD export or vSphere disk);
- * vf are enum vmdk_open_flags. */
+ * vf are enum vmdk_open_flags; codec (enum nfc_codec) is the wire
+ * compression for NFC opens, ignored elsewhere. */
 int vixdl_conn_open_disk(struct VixDiskLibConnectParam *c, const char *path, unsigned vf,
-                         struct vdisk **out);
+                         int codec, struct vdisk **out);
 
 /* ---- vSphere connections (vsphere.c) ---- */
 
@@ -82,8 +83,12 @@ int vixdl_is_vsphere(const VixDiskLibConnectParams *cp);
 VixError vixdl_vsphere_connect(const VixDiskLibConnectParams *cp, const char *snapshot,
                                const char *modes, struct vixdl_vsphere **out);
 void vixdl_vsphere_free(struct vixdl_vsphere *v);
-int vixdl_vsphere_open(struct vixdl_vsphere *v, const char *path, unsigned vf,
+/* Open a disk of the VM with the connection's transport modes in order
+ * (nbdssl, nbd: NFC; https: datastore files, read-only). */
+int vixdl_vsphere_open(struct vixdl_vsphere *v, const char *path, unsigned vf, int codec,
                        struct vdisk **out);
+/* The first transport mode of the connection ("nbdssl", "nbd", "https"). */
+const char *vixdl_vsphere_mode(const struct vixdl_vsphere *v);
 VixError vixdl_vsphere_access(const VixDiskLibConnectParams *cp, const char *identity,
                               int prepare);
 VixError vixdl_vsphere_cleanup(const VixDiskLibConnectParams *cp);

@@ -1,7 +1,10 @@
 /* vsphere.c - ConnectEx to vCenter or ESXi: connection parameters and the
  * config file become a vs_conf; the session, the VM (and snapshot) and the
  * datastore file system live as long as the connection.  Open checks the
- * path against the VM's disks and hands the engine the https file system.
+ * path against the VM's (or snapshot's) disks, then tries the
+ * connection's transport modes in order: nbdssl and nbd get an NFC ticket
+ * and open the disk on its ESXi host (src/nfc); https hands the engine the
+ * datastore file system (read-only).
  *
  * A connection is a vSphere one when it names a server and its vmxSpec is
  * "moref=..." (or its spec type is not VMX: vStorageObject and datastore
@@ -13,13 +16,26 @@
 
 #include "vixdl.h"
 #include "../util/fileio.h"
+#include "../nfc/nfc_codec.h"
+#include "../nfc/vdisk_nfc.h"
 #include "../vmdk/vmdk.h"
 #include "../vsphere/vsphere.h"
+
+enum vsmode { MODE_NBDSSL, MODE_NBD, MODE_HTTPS };
+static const char *const mode_names[] = { "nbdssl", "nbd", "https" };
 
 struct vixdl_vsphere {
     struct vs_session *s;
     struct vd_fs *fs;
     char *vm, *snapshot, *vm_name;
+    enum vsmode modes[3];
+    int nmodes;
+    /* NFC: where and how. */
+    unsigned nfc_port;                 /* ConnectParams.nfcHostPort; 0: the ticket's */
+    unsigned lib_version;              /* the host's NFC library version; 0: not asked yet */
+    struct vs_conf conf;               /* timeouts, trust (strings not kept) */
+    char *ca_file;
+    uint32_t buf_size, buf_count;
 };
 
 int vixdl_is_vsphere(const VixDiskLibConnectParams *cp)
@@ -81,31 +97,50 @@ static VixError check_spec(const char *op, const VixDiskLibConnectParams *cp)
     return VIX_OK;
 }
 
-/* The transport modes a vSphere connection can serve, in order of the
- * caller's list; only https exists so far. */
-static VixError pick_mode(const char *op, const VixDiskLibConnectParams *cp, const char *modes)
+/* The transport modes of a vSphere connection, in the order of the
+ * caller's list (none given: nbdssl, nbd, https, as VDDK tries them).
+ * Modes this library does not offer for vSphere (hotadd, san, file) are
+ * skipped with a log line. */
+static VixError pick_modes(const char *op, const VixDiskLibConnectParams *cp, const char *modes,
+                           struct vixdl_vsphere *v)
 {
-    if (!modes || !*modes)
+    if (!modes || !*modes) {
+        v->modes[0] = MODE_NBDSSL;
+        v->modes[1] = MODE_NBD;
+        v->modes[2] = MODE_HTTPS;
+        v->nmodes = 3;
         return VIX_OK;
+    }
     char *copy = vd_strdup(modes);
     if (!copy)
         return vixdl_fail(op, VIX_E_OUT_OF_MEMORY, "out of memory");
-    int found = 0;
     char *save = NULL;
-    for (char *t = strtok_r(copy, ":", &save); t && !found; t = strtok_r(NULL, ":", &save)) {
-        if (strcasecmp(t, "https") == 0)
-            found = 1;
-        else
+    for (char *t = strtok_r(copy, ":", &save); t; t = strtok_r(NULL, ":", &save)) {
+        int m = -1;
+        for (int i = 0; i < 3; i++)
+            if (strcasecmp(t, mode_names[i]) == 0)
+                m = i;
+        int dup = 0;
+        for (int i = 0; i < v->nmodes; i++)
+            dup |= (int)v->modes[i] == m;
+        if (m < 0)
             vixdl_log("%s: server %s: transport mode \"%s\" is not available for vSphere "
                       "disks in this library", op, cp->serverName, t);
+        else if (!dup)
+            v->modes[v->nmodes++] = (enum vsmode)m;
     }
     free(copy);
-    if (!found)
+    if (!v->nmodes)
         return vixdl_fail(op, VIX_E_CANNOT_CONNECT_TO_HOST, "server %s: none of the transport "
                           "modes \"%s\" can be served; this library reaches vSphere disks "
-                          "through https (nbd and nbdssl, VMware's NFC, are not implemented "
-                          "yet; hotadd and san are not offered)", cp->serverName, modes);
+                          "through nbdssl, nbd (NFC) and https (hotadd and san are not "
+                          "offered)", cp->serverName, modes);
     return VIX_OK;
+}
+
+const char *vixdl_vsphere_mode(const struct vixdl_vsphere *v)
+{
+    return mode_names[v->modes[0]];
 }
 
 void vixdl_vsphere_free(struct vixdl_vsphere *v)
@@ -117,6 +152,7 @@ void vixdl_vsphere_free(struct vixdl_vsphere *v)
     free(v->vm);
     free(v->snapshot);
     free(v->vm_name);
+    free(v->ca_file);
     free(v);
 }
 
@@ -140,17 +176,26 @@ VixError vixdl_vsphere_connect(const VixDiskLibConnectParams *cp, const char *sn
     const char *op = "ConnectEx";
     *out = NULL;
     VixError e = check_spec(op, cp);
-    if (e == VIX_OK)
-        e = pick_mode(op, cp, modes);
     if (e != VIX_OK)
         return e;
     struct vixdl_vsphere *v = calloc(1, sizeof *v);
     if (!v)
         return vixdl_fail(op, VIX_E_OUT_OF_MEMORY, "out of memory");
-    if ((e = vixdl_vsphere_session(op, cp, &v->s)) != VIX_OK) {
+    if ((e = pick_modes(op, cp, modes, v)) != VIX_OK ||
+        (e = vixdl_vsphere_session(op, cp, &v->s)) != VIX_OK) {
         free(v);
         return e;
     }
+    vixdl_vsphere_conf(cp, &v->conf);
+    v->ca_file = v->conf.ca_file ? vd_strdup(v->conf.ca_file) : NULL;
+    v->conf = (struct vs_conf){ .verify_chain = v->conf.verify_chain,
+                                .connect_timeout_ms = v->conf.connect_timeout_ms,
+                                .read_timeout_ms = v->conf.read_timeout_ms };
+    v->nfc_port = cp->nfcHostPort;
+    long bs = vixdl_config_long("vixDiskLib.nfcAio.Session.BufSizeIn64KB", 1);
+    long bc = vixdl_config_long("vixDiskLib.nfcAio.Session.BufCount", 4);
+    v->buf_size = (uint32_t)(bs < 1 ? 1 : bs > 32 ? 32 : bs) * 65536u;
+    v->buf_count = (uint32_t)(bc < 1 ? 1 : bc > 64 ? 64 : bc);
     v->vm = vd_strdup(cp->vmxSpec + 6);
     if (snapshot && *snapshot)
         v->snapshot = vd_strdup(snapshot);
@@ -169,18 +214,65 @@ VixError vixdl_vsphere_connect(const VixDiskLibConnectParams *cp, const char *sn
         vixdl_vsphere_free(v);
         return e;
     }
+    char ml[32] = "";
+    for (int i = 0; i < v->nmodes; i++)
+        snprintf(ml + strlen(ml), sizeof ml - strlen(ml), "%s%s", i ? ":" : "",
+                 mode_names[v->modes[i]]);
     vixdl_log("ConnectEx: server %s (%s %s): VM %s (%s)%s%s, %zu disk(s), datacenter %s, "
-              "transport https", cp->serverName, vs_session_api_type(v->s) ?
+              "transport modes %s", cp->serverName, vs_session_api_type(v->s) ?
               vs_session_api_type(v->s) : "?", vs_session_api_version(v->s) ?
               vs_session_api_version(v->s) : "", vm->moref, vm->name,
               v->snapshot ? ", snapshot " : "", v->snapshot ? v->snapshot : "", vm->ndisks,
-              vm->dc_path);
+              vm->dc_path, ml);
     vs_vm_free(vm);
     *out = v;
     return VIX_OK;
 }
 
-int vixdl_vsphere_open(struct vixdl_vsphere *v, const char *path, unsigned vf,
+/* Open path on its ESXi host over NFC with a fresh ticket. */
+static int open_nfc(struct vixdl_vsphere *v, const struct vs_vm *vm, const struct vs_disk *d,
+                    const char *path, int rw, int ssl, int codec, struct vdisk **out)
+{
+    struct vs_ticket t;
+    int rc = vs_nfc_ticket(v->s, v->vm, rw ? d->key : -1, rw ? vm->host : NULL, &t);
+    if (rc < 0)
+        return rc;
+    if (!v->lib_version) {
+        unsigned lv = 0;
+        if (vm->host && vs_nfc_lib_version(v->s, vm->host, &lv) == 0 && lv) {
+            v->lib_version = lv;
+        } else {
+            /* Every host this library can reach speaks NFC AIO; without an
+             * answer, assume the current ESXi (8: version 11). */
+            vixdl_log("Open: %s: NFC library version of host %s unknown (%s); assuming 11",
+                      path, vm->host ? vm->host : "?", vm->host ? vd_err_msg() : "no host");
+            v->lib_version = 11;
+        }
+    }
+    /* A ticket from a host itself names no host: dial the server we are
+     * logged into (without any port of its own). */
+    char *host = t.host ? vd_strdup(t.host) : vd_strdup(vs_session_server(v->s));
+    if (!host) {
+        vs_ticket_free(&t);
+        return vd_err_set(VD_E_NOMEM, "out of memory");
+    }
+    struct nfc_params p = {
+        .host = host, .port = v->nfc_port ? v->nfc_port : t.port, .ssl = ssl,
+        .service = t.service, .session = t.session, .thumbprint = t.thumbprint,
+        .ca_file = v->ca_file, .verify_chain = v->conf.verify_chain,
+        .lib_version = v->lib_version, .buf_size = v->buf_size, .buf_count = v->buf_count,
+        .connect_timeout_ms = v->conf.connect_timeout_ms,
+        .read_timeout_ms = v->conf.read_timeout_ms,
+    };
+    vixdl_log("Open: %s: NFC ticket for %s:%u (service %s, %s), %s", path, host, p.port,
+              t.service, rw ? "read-write" : "read-only", ssl ? "nbdssl" : "nbd");
+    rc = vdisk_open_nfc(&p, path, rw, codec, out);
+    free(host);
+    vs_ticket_free(&t);
+    return rc;
+}
+
+int vixdl_vsphere_open(struct vixdl_vsphere *v, const char *path, unsigned vf, int codec,
                        struct vdisk **out)
 {
     /* Re-read the VM: its current disks change as snapshots come and go. */
@@ -203,8 +295,35 @@ int vixdl_vsphere_open(struct vixdl_vsphere *v, const char *path, unsigned vf,
     }
     vixdl_log("Open: %s is disk %d of VM %s%s%s", path, d->key, vm->moref,
               v->snapshot ? ", snapshot " : "", v->snapshot ? v->snapshot : "");
+    int rw = !(vf & VMDK_OPEN_RDONLY);
+    char tried[1024] = "";
+    rc = -VD_E_UNSUPPORTED;
+    for (int i = 0; i < v->nmodes; i++) {
+        enum vsmode m = v->modes[i];
+        if (m == MODE_HTTPS) {
+            /* Always read-only; a write through it fails then (check_write). */
+            rc = vdisk_open_fs(path, vf | VMDK_OPEN_RDONLY | VMDK_OPEN_NOLOCK, v->fs, "https",
+                               out);
+        } else {
+            rc = open_nfc(v, vm, d, path, rw, m == MODE_NBDSSL, codec, out);
+        }
+        if (rc == 0)
+            break;
+        size_t n = strlen(tried);
+        snprintf(tried + n, sizeof tried - n, "%s%s: %s", n ? "; " : "", mode_names[m],
+                 vd_err_msg());
+        if (rc == -VD_E_NOMEM)
+            break;
+        if (i + 1 < v->nmodes)
+            vixdl_log("Open: %s: transport %s failed (%s); trying %s", path, mode_names[m],
+                      vd_err_msg(), mode_names[v->modes[i + 1]]);
+    }
+    if (rc < 0 && v->nmodes > 1) {
+        int code = vd_err_code();
+        vd_err_set(code ? code : VD_E_NET_CONNECT, "%s", tried);
+    }
     vs_vm_free(vm);
-    return vdisk_open_fs(path, vf | VMDK_OPEN_RDONLY | VMDK_OPEN_NOLOCK, v->fs, "https", out);
+    return rc;
 }
 
 /* PrepareForAccess / EndAccess: block (or unblock) relocation of the VM

@@ -172,7 +172,7 @@ void vs_session_close(struct vs_session *s)
     char **strs[] = { &s->server, &s->thumbprint, &s->ca_file, &s->user, &s->password,
                       &s->api_version, &s->base, &s->peer, &s->pin, &s->cookie,
                       &s->session_mgr, &s->prop_collector, &s->root_folder, &s->view_mgr,
-                      &s->auth_mgr, &s->api_type, &s->server_api_version };
+                      &s->auth_mgr, &s->api_type, &s->server_api_version, &s->nfc_service };
     for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
         free(*strs[i]);
     free(s);

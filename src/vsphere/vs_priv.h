@@ -31,6 +31,7 @@ struct vs_session {
     /* From RetrieveServiceContent. */
     char *session_mgr, *prop_collector, *root_folder, *view_mgr, *auth_mgr;
     char *api_type, *server_api_version;
+    char *nfc_service;      /* NfcService moref, once asked for (under lock) */
 };
 
 /* ---- http.c ---- */

@@ -109,6 +109,27 @@ int vs_vm_enable_methods(struct vs_session *s, const char *vm, const char *sourc
 int vs_https_fs(struct vs_session *s, const char *dc_path, struct vd_fs **out);
 void vs_https_fs_free(struct vd_fs *fs);
 
+/* An NFC ticket (HostServiceTicket) for the VM's disks. */
+struct vs_ticket {
+    char *host;                    /* ESXi host to dial; NULL from a host itself */
+    unsigned port;                 /* 902 unless the server says otherwise */
+    char *service;                 /* "nfc" (ESXi) or "vpxa-nfc" (vCenter) */
+    char *session;                 /* one-time session id */
+    char *thumbprint;              /* SHA-1 of the host's certificate, or NULL */
+    char *version;                 /* serviceVersion ("1.1") */
+};
+/* disk_key < 0: NfcGetVmFiles (every file of the VM, read-only); else
+ * NfcRandomAccessOpenDisk for that disk (read-write), on host (the VM's
+ * host moref, or NULL).  The NfcService moref comes from
+ * RetrieveInternalContent, once per session. */
+int vs_nfc_ticket(struct vs_session *s, const char *vm, int disk_key, const char *host,
+                  struct vs_ticket *out);
+void vs_ticket_free(struct vs_ticket *t);
+/* NfcGetServerNfcLibVersion for a host (after a first ticket). */
+int vs_nfc_lib_version(struct vs_session *s, const char *host, unsigned *version);
+/* The server name the session was opened with. */
+const char *vs_session_server(const struct vs_session *s);
+
 /* Split "[ds] dir/file" into the datastore name and the path inside it
  * (both malloc'd).  Returns 0, or VD_E_INVAL when path has no "[ds]". */
 int vs_split_ds_path(const char *path, char **ds, char **rel);

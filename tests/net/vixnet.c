@@ -6,12 +6,15 @@
  *
  *   vixnet [-s SERVER] [-p PORT] [-m MODES] [-u USER] [-w PASSWORD]
  *          [-t THUMBPRINT] [-c CONFIG] [-r] [-v VMSPEC] [-S SNAPSHOT]
- *          [-k COOKIE] [-T SPECTYPE] [-1] COMMAND ARGS...
+ *          [-k COOKIE] [-T SPECTYPE] [-1] [-N NFCPORT] [-z CODEC] [-b SECTORS]
+ *          COMMAND ARGS...
  *
  * -v "moref=vm-N" makes it a vSphere connection (vmxSpec), -S the
  * snapshotRef, -k connects with a session cookie (VIXDISKLIB_CRED_SESSIONID)
  * instead of user and password, -T sets specType (0 VMX, 1 vStorageObject,
- * 2 datastore), -1 opens with SINGLE_LINK.  The password may also come from
+ * 2 datastore), -1 opens with SINGLE_LINK, -N sets nfcHostPort, -z opens
+ * with wire compression (zlib, fastlz, skipz), -b is the request size of
+ * read, aread, write and readloop in sectors (default 2048).  The password may also come from
  * the environment (VIXNET_PASSWORD), as tools should take it.
  *
  *   connect                      ConnectEx, then Disconnect
@@ -47,7 +50,8 @@
 
 #include "vixDiskLib.h"
 
-#define CHUNK_SECTORS 2048u           /* 1 MiB */
+static VixDiskLibSectorType CHUNK_SECTORS = 2048;   /* -b; 1 MiB */
+static uint32 open_extra;                           /* -z: compression flags */
 #define SECTOR VIXDISKLIB_SECTOR_SIZE
 
 static const char *cmd = "";
@@ -92,7 +96,7 @@ static int die(const char *fmt, ...)
 struct opts {
     const char *server, *modes, *user, *password, *thumb, *config, *vmspec, *snapshot;
     const char *cookie;
-    unsigned port;
+    unsigned port, nfc_port;
     int readonly, spectype, single;
 };
 
@@ -101,6 +105,7 @@ static VixDiskLibConnectParams *make_params(const struct opts *o)
     VixDiskLibConnectParams *cp = VixDiskLib_AllocateConnectParams();
     cp->serverName = (char *)o->server;
     cp->port = o->port;
+    cp->nfcHostPort = o->nfc_port;
     cp->thumbPrint = (char *)o->thumb;
     cp->vmxSpec = (char *)o->vmspec;
     cp->specType = (VixDiskLibSpecType)o->spectype;
@@ -300,7 +305,7 @@ static int async_all(VixDiskLibHandle h, int write, int fd, const unsigned char 
 
 static int open_disk(VixDiskLibConnection c, const char *path, uint32 flags, VixDiskLibHandle *h)
 {
-    VixError e = VixDiskLib_Open(c, path, flags, h);
+    VixError e = VixDiskLib_Open(c, path, flags | open_extra, h);
     return e == VIX_OK ? 0 : fail(e, "Open");
 }
 
@@ -551,6 +556,15 @@ int main(int argc, char **argv)
         case 'S': o.snapshot = v; break;
         case 'k': o.cookie = v; break;
         case 'T': o.spectype = atoi(v); break;
+        case 'N': o.nfc_port = (unsigned)atoi(v); break;
+        case 'b': CHUNK_SECTORS = (VixDiskLibSectorType)atoi(v); break;
+        case 'z':
+            open_extra = !strcmp(v, "zlib") ? VIXDISKLIB_FLAG_OPEN_COMPRESSION_ZLIB
+                         : !strcmp(v, "fastlz") ? VIXDISKLIB_FLAG_OPEN_COMPRESSION_FASTLZ
+                         : !strcmp(v, "skipz") ? VIXDISKLIB_FLAG_OPEN_COMPRESSION_SKIPZ : 0;
+            if (!open_extra && strcmp(v, "none"))
+                return die("-z %s: zlib, fastlz, skipz or none", v);
+            break;
         default: return die("unknown option -%c", f);
         }
     }

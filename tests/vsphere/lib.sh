@@ -6,19 +6,61 @@
 # when missing or older than vcsim/main.go), VSPHERELIB (path of this file,
 # used to find build-vcsim.sh).  CTest sets both.
 #
-#   vcsim_start [FLAGS...]   build if needed, start vcsim FLAGS (-user U
-#                            -password P, -cert F -key F, -listen A), wait
-#                            for its inventory line and export:
+#   vcsim_start [FLAGS...]   build if needed, start vcsim FLAGS, wait for
+#                            its inventory line and export:
 #       VCSIM_URL VCSIM_HOST VCSIM_PORT VCSIM_SERVER (host:port)
 #       VCSIM_SHA1 VCSIM_SHA256 (AA:BB:... thumbprints)  VCSIM_DC
 #       VCSIM_DS VCSIM_DSDIR (first datastore, its directory)
-#       VCSIM_VM VCSIM_VMNAME VCSIM_VMHOST (first VM)  VCSIM_DISK ("[ds]
-#       path" of its first disk)  VCSIM_DISKKEY  VCSIM_PID  VCSIM_JSON
+#       VCSIM_VM VCSIM_VMNAME VCSIM_VMHOST (first VM)  VCSIM_VMPOWER
+#       (poweredOn at start)  VCSIM_DISK ("[ds] path" of its first disk)
+#       VCSIM_DISKKEY  VCSIM_PID  VCSIM_JSON
+#       VCSIM_ESX (1 with -esx, else 0)  VCSIM_SESSIONMGR (SessionManager
+#       moref: SessionManager / ha-sessionmgr)
+#       VCSIM_NFCSERVICE (NfcService moref: nfcService / ha-nfc-service)
+#       VCSIM_NFCHOST (ticket host; empty with -esx)  VCSIM_NFCPORT
+#       VCSIM_NFCSHA1 (ticket sslThumbprint; empty without -nfc-cert)
+#       VCSIM_NFCTICKETS (ticket directory; empty without -nfc-tickets)
 #                            Returns 77 when vcsim cannot be built here
 #                            (call it as `vcsim_start || exit $?`).
+#       Flags:
+#         -user U -password P   require exactly this login (default: any)
+#         -cert F -key F        HTTPS key pair (default: built-in)
+#         -listen A             address (default 127.0.0.1:0)
+#         -esx                  ESX model (one host "ha-host", datacenter
+#                               ha-datacenter) instead of vCenter (VPX)
+#         -nfc-cert F           PEM certificate of the NFC responder; its
+#                               SHA-1 is the tickets' sslThumbprint.  Without
+#                               it the ticket methods fault (NotSupported).
+#         -nfc-host H           tickets' host (vCenter mode; 127.0.0.1)
+#         -nfc-port N           tickets' port (902)
+#         -nfc-tickets DIR      write every ticket to DIR/<sessionId>
+#                               (atomically: DIR/.tmp-<id>, then rename);
+#                               created if missing, never cleaned by vcsim
+#       NFC over SOAP (logged-in session required, like other calls):
+#         RetrieveInternalContent(ServiceInstance) -> nfcService moref
+#         NfcGetVmFiles(vm)                        -> read-only ticket
+#         NfcRandomAccessOpenDisk(vm, diskDeviceKey[, hostForAccess]) -> rw
+#         NfcRandomAccessOpenReadonly(same)        -> read-only, one disk
+#         NfcGetServerNfcLibVersion(hostForAccess) -> 11 (see nfcversion)
+#       Ticket file lines: "service vpxa-nfc|nfc", "mode ro|rw", "vm MOREF",
+#       "file [ds] path" (every file granted: NfcGetVmFiles all chains of
+#       the VM and of its snapshots; the disk methods that disk's chain),
+#       "ds NAME DIR" (the datacenter's datastores), "busy [ds] path" (leaf
+#       of each disk while the VM is powered on).
 #   vcsim_cmd LINE           send one command, print the JSON answer line;
 #                            status 0 answered, 2 answered {"error":...},
 #                            1 no answer in time (VCSIM_CMD_TIMEOUT, 30 s).
+#       Commands:
+#         snapshot VM NAME              {"snapshot":"snapshot-N"}
+#         setdisk VM KEY FILE [PARENT...]  point disk KEY at a chain
+#         adddisk VM FILE CAPACITYKB    {"key":N}
+#         poweron VM / poweroff VM      {"power":"poweredOn"|"poweredOff"}
+#                                       (already so is no error)
+#         nfcstats                      {"tickets":N,"last":ID,"ids":[...],
+#                                        "calls":{METHOD:N},"faults":N}
+#         nfcversion N|none             what NfcGetServerNfcLibVersion
+#                                       answers (none: InvalidRequest fault)
+#         quit
 #   vcsim_field JSON KEY     print one top-level field of a JSON line.
 #   vcsim_path_local "[ds] dir/file.vmdk"   print the local file behind it.
 #   vcsim_kill               SIGKILL the server (for "server gone" tests).
@@ -99,8 +141,14 @@ v = {
     "SHA1": j["sha1"], "SHA256": j["sha256"], "DC": j["datacenter"],
     "DS": ds["name"], "DSDIR": ds["dir"],
     "VM": vm["moref"], "VMNAME": vm["name"], "VMHOST": vm["host"],
+    "VMPOWER": vm.get("power", ""),
     "DISK": disk["file"], "DISKKEY": disk["key"],
+    "ESX": 1 if j.get("esx") else 0,
+    "SESSIONMGR": j.get("sessionManager", ""),
 }
+nfc = j.get("nfc", {})
+for k in ("service", "host", "port", "sha1", "tickets"):
+    v["NFC" + k.upper()] = nfc.get(k, "")
 for k, x in v.items():
     print("VCSIM_%s='%s'; export VCSIM_%s" % (k, str(x).replace("'", "'\\''"), k))
 EOF

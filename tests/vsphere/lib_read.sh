@@ -139,9 +139,9 @@ expect 35 "wrong user name or password" -- env VIXNET_PASSWORD=nope \
     "$VIXNET" -s "$VCSIM_HOST" -p "$VCSIM_PORT" -u vuser -t "$VCSIM_SHA1" -v "moref=$VCSIM_VM" connect
 expect 6 "vStorageObject" -- vx -T 1 connect
 expect 6 "datastore connections" -- vx -T 2 connect
-expect 18000 "none of the transport modes \"nbdssl:nbd\"" -- vx -m nbdssl:nbd connect
+expect 18000 "none of the transport modes \"hotadd:san\"" -- vx -m hotadd:san connect
 vx -m nbd:https connect >/dev/null || die "modes nbd:https"
-expect 6 "cannot write" -- vx swrite "[$DS] $VMREL/top.vmdk"
+expect 6 "cannot write" -- vx -m https swrite "[$DS] $VMREL/top.vmdk"
 # A port nothing listens on.
 P2=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 expect 14009 "connection refused" -- \

@@ -285,9 +285,11 @@ static int run_clone(int argc, char **argv)
         } else {
             /* Clone opens the source itself. */
             vddk_close(&s);
-            VixDiskLibConnection c = vddk_conn(), sc = vddk_conn_for(a.src);
+            /* A "[ds] path" destination is an existing vSphere disk
+             * (a restore over NFC); anything else a new local disk. */
+            VixDiskLibConnection c = vddk_conn_for(a.dst), sc = vddk_conn_for(a.src);
             vddk_warn_clear();
-            VixError e = !sc ? VIX_E_FAIL
+            VixError e = !sc || !c ? VIX_E_FAIL
                              : VixDiskLib_Clone(c, a.dst, sc, a.src, &a.p, vddk_progress_cb, pg,
                                           a.overwrite ? TRUE : FALSE);
             if (e != VIX_OK)

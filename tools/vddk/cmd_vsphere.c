@@ -3,7 +3,7 @@
  *
  * The connection options may stand anywhere after the subcommand name:
  *   --server HOST[:PORT] --user USER --password-file FILE --thumbprint TP
- *   --vm MOREF --snapshot MOREF --transport MODES
+ *   --vm MOREF --snapshot MOREF --transport MODES --nfc-port PORT
  * (environment: VDDK_SERVER, VDDK_USER, VDDK_PASSWORD, VDDK_PASSWORD_FILE,
  * VDDK_THUMBPRINT).  A password is never taken from the command line.
  * With a server set, a disk argument written "[datastore] path" is a disk
@@ -16,7 +16,7 @@
 
 static struct {
     char *server, *user, *password, *thumb, *vm, *snapshot, *modes;
-    unsigned port;
+    unsigned port, nfc_port;
     VixDiskLibConnectParams *cp;
     VixDiskLibConnection conn;
 } R;
@@ -63,7 +63,7 @@ int vddk_remote_options(int *argc, char **argv)
 {
     static const char *const names[] = { "server", "host", "user", "password-file",
                                          "thumbprint", "vm", "snapshot", "transport",
-                                         "password", NULL };
+                                         "nfc-port", "password", NULL };
     int out = 2, rc = 0;
     const char *pwfile = getenv("VDDK_PASSWORD_FILE");
     for (int i = 2; i < *argc; i++) {
@@ -106,6 +106,13 @@ int vddk_remote_options(int *argc, char **argv)
                 return rc;
         } else if (!strcmp(name, "password-file")) {
             pwfile = val;
+        } else if (!strcmp(name, "nfc-port")) {
+            uint64_t port;
+            if (vddk_parse_uint(val, 65535, &port) < 0 || port == 0) {
+                fprintf(stderr, "vddk: --nfc-port %s: bad port\n", val);
+                return VDDK_EXIT_USAGE;
+            }
+            R.nfc_port = (unsigned)port;
         } else if (dst) {
             free(*dst);
             if (!(*dst = strdup(val)))
@@ -152,6 +159,7 @@ static VixDiskLibConnectParams *params(void)
                  R.vm);
     cp->serverName = R.server;
     cp->port = R.port;
+    cp->nfcHostPort = R.nfc_port;
     cp->thumbPrint = R.thumb;
     cp->vmxSpec = R.vm ? vmspec : NULL;
     cp->specType = VIXDISKLIB_SPEC_VMX;
@@ -194,7 +202,9 @@ VixDiskLibConnection vddk_conn_for(const char *path)
         return NULL;
     }
     vddk_warn_clear();
-    VixError e = VixDiskLib_ConnectEx(cp, TRUE, R.snapshot, R.modes, &R.conn);
+    /* Read-write: each open says read-only unless the subcommand writes
+     * (which then needs transport nbd or nbdssl). */
+    VixError e = VixDiskLib_ConnectEx(cp, FALSE, R.snapshot, R.modes, &R.conn);
     if (e != VIX_OK) {
         R.conn = NULL;
         vddk_vix_error(e, R.server);

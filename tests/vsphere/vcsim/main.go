@@ -1,24 +1,44 @@
-// vcsim for openvddk's tests: govmomi's vCenter simulator (VPX model) on
-// loopback with TLS.  Prints one JSON line describing the inventory, then
-// answers line commands on stdin with one JSON line each:
+// vcsim for openvddk's tests: govmomi's vCenter simulator (VPX model, or
+// with -esx the ESX model: a single host) on loopback with TLS.  Prints one
+// JSON line describing the inventory, then answers line commands on stdin
+// with one JSON line each:
 //
 //	snapshot VMMOREF NAME                  -> {"snapshot":"snapshot-N"}
 //	setdisk VMMOREF KEY FILE [PARENT ...]  -> {"ok":true}
 //	adddisk VMMOREF FILE CAPACITYKB        -> {"key":N}
+//	poweron VMMOREF / poweroff VMMOREF     -> {"power":"poweredOn"|"poweredOff"}
+//	                                          (no error if already so)
+//	nfcstats                               -> {"tickets":N,"last":ID,"ids":[...],
+//	                                           "calls":{METHOD:N},"faults":N}
+//	nfcversion N|none                      -> {"ok":true}: what
+//	                                          NfcGetServerNfcLibVersion answers
+//	                                          (default 11; none = InvalidRequest
+//	                                          fault, like ESXi 6.0)
 //	quit                                   -> {"ok":true}, then exit 0
 //
 // A failing command answers {"error":"text"}.  EOF on stdin, SIGTERM and
 // SIGINT stop the server and remove the datastore directories.
+//
+// NFC (the nfc* part below): besides vcsim's API the SOAP endpoint
+// answers RetrieveInternalContent (nfcService moref) and the NfcService
+// methods NfcGetVmFiles, NfcRandomAccessOpenDisk, NfcRandomAccessOpenReadonly
+// (HostServiceTicket) and NfcGetServerNfcLibVersion.  Tickets name the NFC
+// responder given by -nfc-host / -nfc-port / -nfc-cert; with -nfc-tickets
+// DIR every ticket is also written to DIR/<sessionId> for the responder.
 package main
 
 import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/rand"
 	"crypto/sha1"
 	"crypto/sha256"
 	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
@@ -27,6 +47,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"reflect"
 	"sort"
 	"strconv"
 	"strings"
@@ -36,8 +57,11 @@ import (
 	"github.com/vmware/govmomi"
 	"github.com/vmware/govmomi/object"
 	"github.com/vmware/govmomi/simulator"
+	"github.com/vmware/govmomi/vim25"
 	"github.com/vmware/govmomi/vim25/mo"
+	"github.com/vmware/govmomi/vim25/soap"
 	"github.com/vmware/govmomi/vim25/types"
+	vimxml "github.com/vmware/govmomi/vim25/xml"
 )
 
 type dsInfo struct {
@@ -60,15 +84,26 @@ type vmInfo struct {
 	Disks []diskInfo `json:"disks"`
 }
 
+type nfcInfo struct {
+	Service string `json:"service"` // NfcService moref value
+	Host    string `json:"host"`    // ticket host ("" in ESX mode: absent)
+	Port    int32  `json:"port"`
+	SHA1    string `json:"sha1"`    // ticket sslThumbprint ("" without -nfc-cert)
+	Tickets string `json:"tickets"` // ticket directory ("" without -nfc-tickets)
+}
+
 type startInfo struct {
-	URL        string   `json:"url"`
-	Host       string   `json:"host"`
-	Port       int      `json:"port"`
-	SHA1       string   `json:"sha1"`
-	SHA256     string   `json:"sha256"`
-	Datacenter string   `json:"datacenter"`
-	Datastores []dsInfo `json:"datastores"`
-	VMs        []vmInfo `json:"vms"`
+	URL            string   `json:"url"`
+	Host           string   `json:"host"`
+	Port           int      `json:"port"`
+	SHA1           string   `json:"sha1"`
+	SHA256         string   `json:"sha256"`
+	ESX            bool     `json:"esx"`
+	SessionManager string   `json:"sessionManager"`
+	Datacenter     string   `json:"datacenter"`
+	Datastores     []dsInfo `json:"datastores"`
+	VMs            []vmInfo `json:"vms"`
+	NFC            nfcInfo  `json:"nfc"`
 }
 
 var (
@@ -380,6 +415,572 @@ func cmdAdddisk(args []string) (interface{}, error) {
 	return nil, errors.New("added disk not visible over SOAP")
 }
 
+// ---- NFC: the SOAP side of NFC tickets --------------------------------
+//
+// vcsim has no NfcService (and its own RetrieveInternalContent names a
+// non-existent "NfcService:NfcService").  The methods below are registered
+// with the simulator rather than intercepted: request types are added to the
+// vim25 type registry (types.Add), the NfcService is an object in
+// simulator.Map, and vcsim's dispatcher then does the session check
+// (NotAuthenticated), the _this lookup (ManagedObjectNotFound) and the SOAP
+// envelope / fault encoding exactly as for its own methods.
+// RetrieveInternalContent on ServiceInstance cannot be overridden on vcsim's
+// ServiceInstance, so its request type redirects _this=ServiceInstance to a
+// private object (internalSI) while decoding.
+
+type nfcConf struct {
+	esx     bool
+	ref     types.ManagedObjectReference // the NfcService
+	host    string                       // ticket host, vCenter mode only
+	port    int32
+	sha1    string // of the responder's certificate; "" without -nfc-cert
+	tickets string // directory for ticket files; "" writes none
+}
+
+type nfcStatsT struct {
+	Tickets int            `json:"tickets"`
+	Last    string         `json:"last"`
+	IDs     []string       `json:"ids"`
+	Calls   map[string]int `json:"calls"`
+	Faults  int            `json:"faults"`
+}
+
+var (
+	nfc           nfcConf
+	nfcMu         sync.Mutex // guards nfcStats, nfcLibVersion
+	nfcStats      = nfcStatsT{IDs: []string{}, Calls: map[string]int{}}
+	nfcLibVersion = int32(11) // < 0: NfcGetServerNfcLibVersion faults
+	internalSI    = types.ManagedObjectReference{Type: "InternalServiceInstance", Value: "ServiceInstance"}
+)
+
+// nfcRequest is the request of every NfcService method (the element name,
+// not the Go type, selects the method).
+type nfcRequest struct {
+	This          types.ManagedObjectReference  `xml:"_this"`
+	Vm            *types.ManagedObjectReference `xml:"vm,omitempty"`
+	DiskDeviceKey *int32                        `xml:"diskDeviceKey,omitempty"`
+	HostForAccess *types.ManagedObjectReference `xml:"hostForAccess,omitempty"`
+}
+
+// nfcBody is a method's soap.HasFault; vcsim names the response element
+// after R's type name.
+type nfcBody[R any] struct {
+	Res    *R          `xml:",omitempty"`
+	Fault_ *soap.Fault `xml:"http://schemas.xmlsoap.org/soap/envelope/ Fault,omitempty"`
+}
+
+func (b *nfcBody[R]) Fault() *soap.Fault { return b.Fault_ }
+
+// hostServiceTicket has the field order of a real ticket (govmomi's
+// types.HostServiceTicket orders them differently) and an xsi:type.
+type hostServiceTicket struct {
+	XsiType        string `xml:"xsi:type,attr"`
+	Host           string `xml:"host,omitempty"`
+	Port           int32  `xml:"port"`
+	Service        string `xml:"service"`
+	ServiceVersion string `xml:"serviceVersion"`
+	SessionId      string `xml:"sessionId"`
+	SslThumbprint  string `xml:"sslThumbprint"`
+}
+
+type NfcGetVmFilesResponse struct {
+	Returnval hostServiceTicket `xml:"returnval"`
+}
+
+type NfcRandomAccessOpenDiskResponse struct {
+	Returnval hostServiceTicket `xml:"returnval"`
+}
+
+type NfcRandomAccessOpenReadonlyResponse struct {
+	Returnval hostServiceTicket `xml:"returnval"`
+}
+
+type NfcGetServerNfcLibVersionResponse struct {
+	Returnval int32 `xml:"returnval"`
+}
+
+// internalContent: a few of the ~20 internal morefs, nfcService among
+// them, so that a client has to pick it by element name.
+type internalContent struct {
+	XsiType                string                       `xml:"xsi:type,attr"`
+	InternalStatsCollector types.ManagedObjectReference `xml:"internalStatsCollector"`
+	DynamicTypeManager     types.ManagedObjectReference `xml:"dynamicTypeManager"`
+	NfcService             types.ManagedObjectReference `xml:"nfcService"`
+	LlProvisioningManager  types.ManagedObjectReference `xml:"llProvisioningManager"`
+}
+
+type RetrieveInternalContentResponse struct {
+	Returnval internalContent `xml:"returnval"`
+}
+
+type retrieveInternalContentRequest struct {
+	This types.ManagedObjectReference
+}
+
+func (r *retrieveInternalContentRequest) UnmarshalXML(d *vimxml.Decoder, start vimxml.StartElement) error {
+	var raw struct {
+		This types.ManagedObjectReference `xml:"_this"`
+	}
+	if err := d.DecodeElement(&raw, &start); err != nil {
+		return err
+	}
+	r.This = raw.This
+	if r.This == vim25.ServiceInstance {
+		r.This = internalSI
+	}
+	return nil
+}
+
+type internalServiceInstance struct {
+	Self types.ManagedObjectReference
+}
+
+func (o *internalServiceInstance) Reference() types.ManagedObjectReference { return o.Self }
+
+func (o *internalServiceInstance) RetrieveInternalContent(*retrieveInternalContentRequest) soap.HasFault {
+	ref := func(t, v string) types.ManagedObjectReference {
+		return types.ManagedObjectReference{Type: t, Value: v}
+	}
+	c := internalContent{
+		XsiType:                "InternalServiceInstanceContent",
+		InternalStatsCollector: ref("InternalStatsCollector", "InternalStatsCollector"),
+		DynamicTypeManager:     ref("InternalDynamicTypeManager", "DynamicTypeManager"),
+		NfcService:             nfc.ref,
+		LlProvisioningManager:  ref("LLProvisioningManager", "LLProvisioningManager"),
+	}
+	if nfc.esx {
+		c.InternalStatsCollector.Value = "ha-internalsvc-statscollector"
+		c.DynamicTypeManager.Value = "ha-dynamic-type-manager"
+		c.LlProvisioningManager.Value = "ha-llprovisioning-manager"
+	}
+	return &nfcBody[RetrieveInternalContentResponse]{
+		Res: &RetrieveInternalContentResponse{Returnval: c},
+	}
+}
+
+type nfcService struct {
+	Self types.ManagedObjectReference
+}
+
+func (s *nfcService) Reference() types.ManagedObjectReference { return s.Self }
+
+func nfcCount(method string) {
+	nfcMu.Lock()
+	nfcStats.Calls[method]++
+	nfcMu.Unlock()
+}
+
+func nfcFault(msg string, f types.BaseMethodFault) *soap.Fault {
+	nfcMu.Lock()
+	nfcStats.Faults++
+	nfcMu.Unlock()
+	return simulator.Fault(msg, f)
+}
+
+func notFound(ref types.ManagedObjectReference) *soap.Fault {
+	return nfcFault(fmt.Sprintf("managed object not found: %s", ref),
+		&types.ManagedObjectNotFound{Obj: ref})
+}
+
+func missing(name string) *soap.Fault {
+	return nfcFault("missing parameter: "+name, &types.InvalidRequest{})
+}
+
+// checkHost validates an optional hostForAccess.
+func checkHost(h *types.ManagedObjectReference) *soap.Fault {
+	if h == nil {
+		return nil
+	}
+	if _, ok := simulator.Map.Get(*h).(*simulator.HostSystem); !ok {
+		return notFound(*h)
+	}
+	return nil
+}
+
+// diskChain: "[ds] path" of a disk's leaf and its parents.
+func diskChain(d *types.VirtualDisk) []string {
+	var chain []string
+	switch b := d.Backing.(type) {
+	case *types.VirtualDiskFlatVer2BackingInfo:
+		for ; b != nil; b = b.Parent {
+			chain = append(chain, b.FileName)
+		}
+	case *types.VirtualDiskSeSparseBackingInfo:
+		for ; b != nil; b = b.Parent {
+			chain = append(chain, b.FileName)
+		}
+	case *types.VirtualDiskSparseVer2BackingInfo:
+		for ; b != nil; b = b.Parent {
+			chain = append(chain, b.FileName)
+		}
+	default:
+		if f := diskFile(d); f != "" {
+			chain = append(chain, f)
+		}
+	}
+	return chain
+}
+
+func vmDisks(devs []types.BaseVirtualDevice) []*types.VirtualDisk {
+	var out []*types.VirtualDisk
+	for _, d := range devs {
+		if disk, ok := d.(*types.VirtualDisk); ok {
+			out = append(out, disk)
+		}
+	}
+	return out
+}
+
+func snapshotRefs(l []types.VirtualMachineSnapshotTree, out []types.ManagedObjectReference) []types.ManagedObjectReference {
+	for _, t := range l {
+		out = append(out, t.Snapshot)
+		out = snapshotRefs(t.ChildSnapshotList, out)
+	}
+	return out
+}
+
+// vmDatastores lists "NAME DIR" of the datastores of the VM's datacenter.
+func vmDatastores(vm *simulator.VirtualMachine) []string {
+	var dc *simulator.Datacenter
+	p := vm.Parent
+	for i := 0; p != nil && i < 100; i++ {
+		obj := simulator.Map.Get(*p)
+		if d, ok := obj.(*simulator.Datacenter); ok {
+			dc = d
+			break
+		}
+		e, ok := obj.(mo.Entity)
+		if !ok {
+			break
+		}
+		p = e.Entity().Parent
+	}
+	var refs []types.ManagedObjectReference
+	if dc != nil {
+		simulator.Map.WithLock(dc, func() {
+			refs = append(refs, dc.Datastore...)
+		})
+	} else {
+		for _, e := range simulator.Map.All("Datastore") {
+			refs = append(refs, e.Reference())
+		}
+	}
+	sort.Slice(refs, func(i, j int) bool { return morefLess(refs[i].Value, refs[j].Value) })
+	var out []string
+	for _, r := range refs {
+		if ds, ok := simulator.Map.Get(r).(*simulator.Datastore); ok {
+			out = append(out, ds.Name+" "+ds.Info.GetDatastoreInfo().Url)
+		}
+	}
+	return out
+}
+
+// issue checks a ticket request and issues the ticket: answer and file.
+// scoped: the disk diskDeviceKey names (else the whole VM, NfcGetVmFiles);
+// rw: a read-write ticket.
+func (s *nfcService) issue(req *nfcRequest, scoped, rw bool) (*hostServiceTicket, *soap.Fault) {
+	if req.Vm == nil {
+		return nil, missing("vm")
+	}
+	vm, ok := simulator.Map.Get(*req.Vm).(*simulator.VirtualMachine)
+	if !ok {
+		return nil, notFound(*req.Vm)
+	}
+	if f := checkHost(req.HostForAccess); f != nil {
+		return nil, f
+	}
+	if scoped && req.DiskDeviceKey == nil {
+		return nil, missing("diskDeviceKey")
+	}
+
+	var disks []*types.VirtualDisk
+	var snaps []types.ManagedObjectReference
+	var power types.VirtualMachinePowerState
+	simulator.Map.WithLock(vm, func() {
+		disks = vmDisks(vm.Config.Hardware.Device)
+		power = vm.Runtime.PowerState
+		if vm.Snapshot != nil {
+			snaps = snapshotRefs(vm.Snapshot.RootSnapshotList, nil)
+		}
+	})
+
+	var files []string
+	seen := map[string]bool{}
+	add := func(chain []string) {
+		for _, f := range chain {
+			if !seen[f] {
+				seen[f] = true
+				files = append(files, f)
+			}
+		}
+	}
+	if scoped {
+		for _, d := range disks {
+			if d.Key == *req.DiskDeviceKey {
+				add(diskChain(d))
+			}
+		}
+		if len(files) == 0 {
+			return nil, nfcFault(fmt.Sprintf("%s has no virtual disk with key %d", vm.Self, *req.DiskDeviceKey),
+				&types.InvalidArgument{InvalidProperty: "diskDeviceKey"})
+		}
+	} else {
+		for _, d := range disks {
+			add(diskChain(d))
+		}
+		for _, r := range snaps {
+			snap, ok := simulator.Map.Get(r).(*simulator.VirtualMachineSnapshot)
+			if !ok {
+				continue
+			}
+			simulator.Map.WithLock(snap, func() {
+				for _, d := range vmDisks(snap.Config.Hardware.Device) {
+					add(diskChain(d))
+				}
+			})
+		}
+	}
+	if nfc.sha1 == "" {
+		return nil, nfcFault("vcsim was started without -nfc-cert: no NFC service",
+			&types.NotSupported{})
+	}
+
+	t := &hostServiceTicket{
+		XsiType:        "HostServiceTicket",
+		Port:           nfc.port,
+		Service:        "vpxa-nfc",
+		ServiceVersion: "1.1",
+		SessionId:      nfcSessionID(),
+		SslThumbprint:  nfc.sha1,
+	}
+	if nfc.esx {
+		t.Service = "nfc"
+	} else {
+		t.Host = nfc.host
+	}
+
+	var b strings.Builder
+	mode := "ro"
+	if rw {
+		mode = "rw"
+	}
+	fmt.Fprintf(&b, "service %s\nmode %s\nvm %s\n", t.Service, mode, vm.Self.Value)
+	for _, f := range files {
+		fmt.Fprintf(&b, "file %s\n", f)
+	}
+	for _, d := range vmDatastores(vm) {
+		fmt.Fprintf(&b, "ds %s\n", d)
+	}
+	if power == types.VirtualMachinePowerStatePoweredOn {
+		for _, d := range disks {
+			if f := diskFile(d); f != "" {
+				fmt.Fprintf(&b, "busy %s\n", f)
+			}
+		}
+	}
+	if nfc.tickets != "" {
+		if err := writeTicket(t.SessionId, b.String()); err != nil {
+			return nil, nfcFault(err.Error(), &types.SystemError{Reason: err.Error()})
+		}
+	}
+
+	nfcMu.Lock()
+	nfcStats.Tickets++
+	nfcStats.Last = t.SessionId
+	nfcStats.IDs = append(nfcStats.IDs, t.SessionId)
+	nfcMu.Unlock()
+	return t, nil
+}
+
+// nfcSessionID looks like a real one: "52" and 30 hex digits, UUID style.
+func nfcSessionID() string {
+	var r [16]byte
+	if _, err := rand.Read(r[:]); err != nil {
+		panic(err)
+	}
+	r[0] = 0x52
+	h := hex.EncodeToString(r[:])
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
+}
+
+// writeTicket writes DIR/ID atomically: DIR/.tmp-ID, then rename.
+func writeTicket(id, text string) error {
+	tmp := filepath.Join(nfc.tickets, ".tmp-"+id)
+	if err := os.WriteFile(tmp, []byte(text), 0644); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	if err := os.Rename(tmp, filepath.Join(nfc.tickets, id)); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return nil
+}
+
+func (s *nfcService) NfcGetVmFiles(req *nfcRequest) soap.HasFault {
+	nfcCount("NfcGetVmFiles")
+	t, f := s.issue(req, false, false)
+	if f != nil {
+		return &nfcBody[NfcGetVmFilesResponse]{Fault_: f}
+	}
+	return &nfcBody[NfcGetVmFilesResponse]{Res: &NfcGetVmFilesResponse{Returnval: *t}}
+}
+
+func (s *nfcService) NfcRandomAccessOpenDisk(req *nfcRequest) soap.HasFault {
+	nfcCount("NfcRandomAccessOpenDisk")
+	t, f := s.issue(req, true, true)
+	if f != nil {
+		return &nfcBody[NfcRandomAccessOpenDiskResponse]{Fault_: f}
+	}
+	return &nfcBody[NfcRandomAccessOpenDiskResponse]{Res: &NfcRandomAccessOpenDiskResponse{Returnval: *t}}
+}
+
+func (s *nfcService) NfcRandomAccessOpenReadonly(req *nfcRequest) soap.HasFault {
+	nfcCount("NfcRandomAccessOpenReadonly")
+	t, f := s.issue(req, true, false)
+	if f != nil {
+		return &nfcBody[NfcRandomAccessOpenReadonlyResponse]{Fault_: f}
+	}
+	return &nfcBody[NfcRandomAccessOpenReadonlyResponse]{Res: &NfcRandomAccessOpenReadonlyResponse{Returnval: *t}}
+}
+
+func (s *nfcService) NfcGetServerNfcLibVersion(req *nfcRequest) soap.HasFault {
+	type body = nfcBody[NfcGetServerNfcLibVersionResponse]
+	nfcCount("NfcGetServerNfcLibVersion")
+	if req.HostForAccess == nil {
+		return &body{Fault_: missing("hostForAccess")}
+	}
+	if f := checkHost(req.HostForAccess); f != nil {
+		return &body{Fault_: f}
+	}
+	nfcMu.Lock()
+	v := nfcLibVersion
+	nfcMu.Unlock()
+	if v < 0 {
+		return &body{Fault_: nfcFault("NfcGetServerNfcLibVersion is not supported by this host",
+			&types.InvalidRequest{})}
+	}
+	return &body{Res: &NfcGetServerNfcLibVersionResponse{Returnval: v}}
+}
+
+// nfcSetup registers the types and objects; call after model.Create().
+func nfcSetup(esx bool, host string, port int, certFile, ticketDir string) error {
+	nfc = nfcConf{esx: esx, host: host, port: int32(port), tickets: ticketDir}
+	nfc.ref = types.ManagedObjectReference{Type: "NfcService", Value: "nfcService"}
+	if esx {
+		nfc.ref.Value = "ha-nfc-service"
+	}
+	if certFile != "" {
+		data, err := os.ReadFile(certFile)
+		if err != nil {
+			return err
+		}
+		var der []byte
+		for rest := data; der == nil; {
+			var blk *pem.Block
+			if blk, rest = pem.Decode(rest); blk == nil {
+				return fmt.Errorf("%s: no PEM certificate", certFile)
+			}
+			if blk.Type == "CERTIFICATE" {
+				der = blk.Bytes
+			}
+		}
+		if _, err := x509.ParseCertificate(der); err != nil {
+			return fmt.Errorf("%s: %v", certFile, err)
+		}
+		sum := sha1.Sum(der)
+		nfc.sha1 = thumbprint(sum[:])
+	}
+	if ticketDir != "" {
+		if err := os.MkdirAll(ticketDir, 0755); err != nil {
+			return err
+		}
+	}
+	req := reflect.TypeOf((*nfcRequest)(nil)).Elem()
+	for _, m := range []string{"NfcGetVmFiles", "NfcRandomAccessOpenDisk",
+		"NfcRandomAccessOpenReadonly", "NfcGetServerNfcLibVersion"} {
+		types.Add(m, req)
+	}
+	// Replaces vcsim's own (simulator/internal) registration.
+	types.Add("RetrieveInternalContent", reflect.TypeOf((*retrieveInternalContentRequest)(nil)).Elem())
+	simulator.Map.Put(&nfcService{Self: nfc.ref})
+	simulator.Map.Put(&internalServiceInstance{Self: internalSI})
+	return nil
+}
+
+func cmdNfcstats(args []string) (interface{}, error) {
+	if len(args) != 0 {
+		return nil, errors.New("usage: nfcstats")
+	}
+	nfcMu.Lock()
+	defer nfcMu.Unlock()
+	st := nfcStats
+	st.IDs = append([]string{}, nfcStats.IDs...)
+	st.Calls = map[string]int{}
+	for k, v := range nfcStats.Calls {
+		st.Calls[k] = v
+	}
+	return st, nil
+}
+
+func cmdNfcversion(args []string) (interface{}, error) {
+	if len(args) != 1 {
+		return nil, errors.New("usage: nfcversion N|none")
+	}
+	v := int64(-1)
+	if args[0] != "none" {
+		var err error
+		if v, err = strconv.ParseInt(args[0], 10, 32); err != nil || v < 0 {
+			return nil, fmt.Errorf("bad version %q", args[0])
+		}
+	}
+	nfcMu.Lock()
+	nfcLibVersion = int32(v)
+	nfcMu.Unlock()
+	return map[string]bool{"ok": true}, nil
+}
+
+func cmdPower(on bool) func([]string) (interface{}, error) {
+	return func(args []string) (interface{}, error) {
+		want := types.VirtualMachinePowerStatePoweredOff
+		if on {
+			want = types.VirtualMachinePowerStatePoweredOn
+		}
+		if len(args) != 1 {
+			return nil, errors.New("usage: power{on,off} VMMOREF")
+		}
+		vm, err := vmRef(args[0])
+		if err != nil {
+			return nil, err
+		}
+		state, err := vm.PowerState(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if state != want {
+			var task *object.Task
+			if on {
+				task, err = vm.PowerOn(ctx)
+			} else {
+				task, err = vm.PowerOff(ctx)
+			}
+			if err != nil {
+				return nil, err
+			}
+			if err := task.Wait(ctx); err != nil {
+				return nil, err
+			}
+			if state, err = vm.PowerState(ctx); err != nil {
+				return nil, err
+			}
+			if state != want {
+				return nil, fmt.Errorf("%s is %s after the power task", args[0], state)
+			}
+		}
+		return map[string]string{"power": string(state)}, nil
+	}
+}
+
 func inventory(s *simulator.Server) startInfo {
 	cert := s.Certificate().Raw
 	s1, s256 := sha1.Sum(cert), sha256.Sum256(cert)
@@ -391,6 +992,14 @@ func inventory(s *simulator.Server) startInfo {
 		SHA256: thumbprint(s256[:]),
 	}
 	info.Port, _ = strconv.Atoi(port)
+	info.ESX = nfc.esx
+	if sm := client.ServiceContent.SessionManager; sm != nil {
+		info.SessionManager = sm.Value
+	}
+	info.NFC = nfcInfo{Service: nfc.ref.Value, Port: nfc.port, SHA1: nfc.sha1, Tickets: nfc.tickets}
+	if !nfc.esx {
+		info.NFC.Host = nfc.host
+	}
 	if dcs := simulator.Map.All("Datacenter"); len(dcs) > 0 {
 		info.Datacenter = dcs[0].Entity().Name
 	}
@@ -426,6 +1035,11 @@ func main() {
 	password := flag.String("password", "", "require this password (with -user)")
 	certFile := flag.String("cert", "", "PEM certificate (with -key); default: built-in")
 	keyFile := flag.String("key", "", "PEM private key (with -cert)")
+	esx := flag.Bool("esx", false, "ESX model (a single host) instead of vCenter")
+	nfcHost := flag.String("nfc-host", "127.0.0.1", "NFC ticket host (vCenter mode)")
+	nfcPort := flag.Int("nfc-port", 902, "NFC ticket port")
+	nfcCert := flag.String("nfc-cert", "", "PEM certificate of the NFC responder (ticket sslThumbprint); without it ticket methods fault")
+	nfcTickets := flag.String("nfc-tickets", "", "write each NFC ticket to DIR/<sessionId>")
 	flag.Parse()
 	fail := func(err error) {
 		fmt.Fprintln(os.Stderr, "vcsim:", err)
@@ -434,9 +1048,19 @@ func main() {
 	if (*user == "") != (*password == "") || (*certFile == "") != (*keyFile == "") {
 		fail(errors.New("-user needs -password, -cert needs -key"))
 	}
+	if *nfcPort <= 0 || *nfcPort > 65535 {
+		fail(fmt.Errorf("bad -nfc-port %d", *nfcPort))
+	}
 
 	model := simulator.VPX()
+	if *esx {
+		model = simulator.ESX()
+	}
 	if err := model.Create(); err != nil {
+		fail(err)
+	}
+	if err := nfcSetup(*esx, *nfcHost, *nfcPort, *nfcCert, *nfcTickets); err != nil {
+		model.Remove()
 		fail(err)
 	}
 	model.Service.TLS = new(tls.Config)
@@ -476,6 +1100,8 @@ func main() {
 
 	handlers := map[string]func([]string) (interface{}, error){
 		"snapshot": cmdSnapshot, "setdisk": cmdSetdisk, "adddisk": cmdAdddisk,
+		"poweron": cmdPower(true), "poweroff": cmdPower(false),
+		"nfcstats": cmdNfcstats, "nfcversion": cmdNfcversion,
 	}
 	sc := bufio.NewScanner(os.Stdin)
 	sc.Buffer(make([]byte, 0, 64*1024), 1024*1024)
