@@ -22,7 +22,6 @@
 #define MAX_LINE 1024
 #define MAX_ERROR_PAYLOAD 4096
 #define MAX_DDB_VALUE 65536u
-#define NFC_ERR_READ_ONLY 0x0bu
 
 struct batch {
     int remaining;
@@ -133,8 +132,12 @@ static int hs_io_fail(struct net_stream *s, int r, const char *when)
     if (r == NET_EOF)
         return vd_err_set(VD_E_NET_CONNECT, "NFC server %s closed the connection %s", s->peer,
                           when);
-    int code = vd_err_code();
-    return -(code ? code : VD_E_NET_CONNECT);
+    /* The connection never became usable: a connect failure, not a lost
+     * connection. */
+    char m[400];
+    snprintf(m, sizeof m, "%s", vd_err_msg());
+    return vd_err_set(VD_E_NET_CONNECT, "NFC server %s: connection failed %s: %s", s->peer,
+                      when, m);
 }
 
 /* ---- authd ------------------------------------------------------------------------ */
@@ -315,15 +318,19 @@ static int classic(const struct nfc_params *p, struct net_stream *s)
 
 /* ---- synchronous AIO calls (before the reader runs) --------------------------------- */
 
+/* An AIO ERROR frame's code.  The one code seen from ESXi, 0x0b for a
+ * write on a read-only ticket, is VIX_E_FILE_READ_ONLY: codes are taken as
+ * VIX error numbers, and the common ones keep their meaning. */
 static int server_error(struct nfc_client *c, uint32_t type, uint32_t code)
 {
     char nb[16];
-    if (code == NFC_ERR_READ_ONLY)
-        return vd_err_set(VD_E_READONLY, "NFC server %s: %s refused: error 0x%x (read-only "
-                          "access: the ticket does not allow writing)", c->st.peer,
-                          nfc_aio_name(type, nb), code);
-    return vd_err_set(VD_E_IO, "NFC server %s: %s failed: server error 0x%x", c->st.peer,
-                      nfc_aio_name(type, nb), code);
+    int vd = code == 11 ? VD_E_READONLY : code == 4 ? VD_E_NOTFOUND : code == 13 ? VD_E_ACCESS
+             : code == 3 ? VD_E_INVAL : VD_E_IO;
+    const char *what = code == 11 ? " (read-only: the ticket does not allow writing)"
+                       : code == 4 ? " (file not found)" : code == 13 ? " (access denied)"
+                       : code == 3 ? " (invalid argument)" : "";
+    return vd_err_set(vd, "NFC server %s: %s failed: server error 0x%x%s", c->st.peer,
+                      nfc_aio_name(type, nb), code, what);
 }
 
 static int sync_call(struct nfc_client *c, uint32_t type, const unsigned char *payload,
