@@ -9,9 +9,11 @@
 #include <string.h>
 
 #include "nfc_client.h"
+#include "nfc_codec.h"
 #include "nfc_proto.h"
 #include "vdisk_nfc.h"
 #include "../util/err.h"
+#include "../util/log.h"
 #include "../vmdk/vmdk.h"
 
 #define QAB_CHUNK 65536u
@@ -207,6 +209,11 @@ static void free_nv(struct nv *n)
 static int r_close(struct vdisk *d)
 {
     struct nv *n = impl(d);
+    uint64_t sent, received;
+    nfc_client_traffic(n->c, &sent, &received);
+    vd_log("%s: NFC connection to %s (%s, codec %s) closed: %llu bytes sent, %llu received",
+           n->path, nfc_client_peer(n->c), d->ops->transport, nfc_codec_name(n->codec),
+           (unsigned long long)sent, (unsigned long long)received);
     int rc = nfc_client_close(n->c);
     free_nv(n);
     free(d);

@@ -1,6 +1,10 @@
 /* async.c - ReadAsync/WriteAsync on a small pool of worker threads.
  *
- * No thread exists until the first asynchronous request.  Requests from
+ * No thread exists until the first asynchronous request.  Local disks get
+ * about one worker per CPU; the first request on a remote disk (NBD, NFC,
+ * https) grows the pool to openvddk.async.remoteThreads (16), since its
+ * workers mostly wait for replies and the transports pipeline whatever is
+ * in flight.  Requests from
  * all handles share one FIFO queue; each handle counts its outstanding
  * requests so Wait, Flush and Close can drain exactly that handle.  The
  * completion callback runs on a worker thread, exactly once per request. */
@@ -9,7 +13,7 @@
 
 #include "vixdl.h"
 
-#define MAX_WORKERS 16
+#define MAX_WORKERS 32
 
 struct req {
     struct req *next;
@@ -66,10 +70,22 @@ static void *worker(void *arg)
     }
 }
 
-static int start_workers(void)
+/* Grow the pool to want threads (under P.lock). */
+static int start_workers(int want)
 {
-    if (P.nthreads)
-        return 0;
+    if (want > MAX_WORKERS)
+        want = MAX_WORKERS;
+    P.stopping = 0;
+    while (P.nthreads < want) {
+        if (pthread_create(&P.threads[P.nthreads], NULL, worker, NULL) != 0)
+            break;
+        P.nthreads++;
+    }
+    return P.nthreads ? 0 : -1;
+}
+
+static int workers_wanted(VixDiskLibHandle h)
+{
     long n = vixdl_config_long("openvddk.async.threads", 0);
     if (n <= 0) {
         n = sysconf(_SC_NPROCESSORS_ONLN);
@@ -78,15 +94,12 @@ static int start_workers(void)
         if (n > 8)
             n = 8;
     }
-    if (n > MAX_WORKERS)
-        n = MAX_WORKERS;
-    P.stopping = 0;
-    for (int i = 0; i < n; i++) {
-        if (pthread_create(&P.threads[i], NULL, worker, NULL) != 0)
-            break;
-        P.nthreads++;
+    if (h->conn->remote) {
+        long r = vixdl_config_long("openvddk.async.remoteThreads", 16);
+        if (r > n)
+            n = r;
     }
-    return P.nthreads ? 0 : -1;
+    return n > MAX_WORKERS ? MAX_WORKERS : (int)n;
 }
 
 int vixdl_async_submit(VixDiskLibHandle h, int write, uint64 off, uint64 len, void *buf,
@@ -102,8 +115,9 @@ int vixdl_async_submit(VixDiskLibHandle h, int write, uint64 off, uint64 len, vo
     h->pending++;
     pthread_mutex_unlock(&h->alock);
 
+    int want = workers_wanted(h);
     pthread_mutex_lock(&P.lock);
-    if (start_workers() < 0) {
+    if (start_workers(want) < 0) {
         pthread_mutex_unlock(&P.lock);
         free(r);
         finish(h);

@@ -12,6 +12,7 @@
 #include "vixdl.h"
 #include "../plugin/vdplugin.h"
 #include "../util/fileio.h"
+#include "../util/log.h"
 
 #define OUR_MAJOR 8
 
@@ -229,6 +230,12 @@ static void free_config(void)
     G.ncfg = 0;
 }
 
+/* Lower layers' log lines (util/log.h) go to the caller's log callback. */
+static void log_sink(const char *line)
+{
+    vixdl_log("%s", line);
+}
+
 VIXDL_EXPORT VixError VixDiskLib_InitEx(uint32 majorVersion, uint32 minorVersion,
                                         VixDiskLibGenericLogFunc *log,
                                         VixDiskLibGenericLogFunc *warn,
@@ -256,6 +263,7 @@ VIXDL_EXPORT VixError VixDiskLib_InitEx(uint32 majorVersion, uint32 minorVersion
     G.log_level = (int)vixdl_config_long("vixDiskLib.transport.LogLevel", 3);
     /* NAS plugins (src/plugin): loaded once, failures logged and skipped. */
     vdplugin_load(libDir);
+    vd_log_set_sink(log_sink);
     pthread_mutex_unlock(&G.lock);
     vixdl_log("openvddk %s: initialised for API %u.%u, libDir %s", OPENVDDK_VERSION,
               majorVersion, minorVersion, libDir ? libDir : "(none)");
@@ -286,6 +294,7 @@ VIXDL_EXPORT void VixDiskLib_Exit(void)
         free_config();
         free(G.lib_dir);
         G.lib_dir = NULL;
+        vd_log_set_sink(NULL);
         G.log = G.warn = G.panic = NULL;
     }
     pthread_mutex_unlock(&G.lock);

@@ -15,7 +15,8 @@
  * 2 datastore), -1 opens with SINGLE_LINK, -N sets nfcHostPort, -z opens
  * with wire compression (zlib, fastlz, skipz), -b is the request size of
  * read, aread, write and readloop in sectors (default 2048).  The password may also come from
- * the environment (VIXNET_PASSWORD), as tools should take it.
+ * the environment (VIXNET_PASSWORD), as tools should take it.  VIXNET_LOG=1
+ * prints the library's log lines on stderr.
  *
  *   connect                      ConnectEx, then Disconnect
  *   info EXPORT                  capacity, links, geometry, adapter, transport
@@ -59,8 +60,10 @@ static char last_warn[2048];
 
 static void logf_(const char *fmt, va_list ap)
 {
-    (void)fmt;
-    (void)ap;
+    if (getenv("VIXNET_LOG")) {
+        fprintf(stderr, "vixnet: log: ");
+        vfprintf(stderr, fmt, ap);
+    }
 }
 
 static void warnf(const char *fmt, va_list ap)
