@@ -224,6 +224,8 @@ static bool encode_block(struct enc *e, uint32_t *tab, unsigned bits)
             cand--;
         }
         size_t mlen = common_len(in + cand, in + ip, in + len);
+        /* A rejected far match is exactly 4 bytes long, so the backward
+         * step above did not move ip: the search still goes forward. */
         if (e->level == 2 && dist > L2_NEAR_MAX && mlen < FAR_MIN_MATCH) {
             ip += 1 + (misses++ >> 5);
             continue;

@@ -1,6 +1,8 @@
 /* nfc_client.c - NFC client: authd, the classic handshake, the AIO
  * session, pipelined requests and the reply reader (see nfc_client.h). */
 #include <errno.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -471,13 +473,23 @@ static void lost(struct nfc_client *c, const char *why)
         return;
     }
     char peer[160];
-    int fd = c->host ? net_dial(c->host, c->port, NULL, 2000, peer, sizeof peer) : -1;
+    int fd = c->host ? net_dial(c->host, c->port ? c->port : 902, NULL, 2000, peer,
+                                sizeof peer) : -1;
+    int alive = 0, refused = fd < 0 && vd_err_code() == VD_E_NET_REFUSED;
     if (fd >= 0) {
+        /* Alive means authd still greets: a process being torn down can
+         * still complete a connection on its listening socket. */
+        char g[4];
+        alive = net_wait(fd, POLLIN, 2000) > 0 && recv(fd, g, sizeof g, 0) == (ssize_t)sizeof g &&
+                memcmp(g, "220 ", 4) == 0;
+        refused = !alive;
         close(fd);
+    }
+    if (alive) {
         kill_conn(c, VD_E_NET_LOST, "NFC server %s: connection lost: %s", c->st.peer, why);
-    } else if (vd_err_code() == VD_E_NET_REFUSED) {
-        kill_conn(c, VD_E_NET_SHUTDOWN, "NFC server %s went away (%s; its NFC port now refuses "
-                  "connections)", c->st.peer, why);
+    } else if (refused) {
+        kill_conn(c, VD_E_NET_SHUTDOWN, "NFC server %s went away (%s; its NFC port no longer answers "
+                  "as authd)", c->st.peer, why);
     } else {
         kill_conn(c, VD_E_NET_LOST, "NFC server %s: connection lost: %s", c->st.peer, why);
     }
@@ -570,6 +582,15 @@ static int io_reply(struct nfc_client *c, struct pend *p, const unsigned char *p
         if (reader_read(c, p, dst, f.frag_len, "read data") < 0)
             return -1;
     } else {
+        if (f.extra > c->scratch_len) {
+            /* Grown on demand: the bound of a codec can be several times
+             * the fragment (SkipZ), and most sessions use one codec. */
+            unsigned char *n = realloc(c->scratch, f.extra);
+            if (!n)
+                return reader_violation(c, p, "out of memory for a %u-byte fragment", f.extra);
+            c->scratch = n;
+            c->scratch_len = f.extra;
+        }
         if (reader_read(c, p, c->scratch, f.extra, "read data") < 0)
             return -1;
         if (nfc_decode((int)f.codec, c->scratch, f.extra, dst, f.frag_len) < 0)
@@ -1023,14 +1044,7 @@ static struct nfc_client *new_client(const struct nfc_params *p)
     c->max_req = mr ? mr : bs;
     c->max_inflight = p->max_inflight ? p->max_inflight : 64;
     c->timeout_ms = p->read_timeout_ms > 0 ? p->read_timeout_ms : 60000;
-    c->scratch_len = nfc_codec_bound(NFC_CODEC_ZLIB, bs);
-    size_t b2 = nfc_codec_bound(NFC_CODEC_FASTLZ, bs), b3 = nfc_codec_bound(NFC_CODEC_SKIPZ, bs);
-    if (b2 > c->scratch_len)
-        c->scratch_len = b2;
-    if (b3 > c->scratch_len)
-        c->scratch_len = b3;
-    c->scratch = malloc(c->scratch_len);
-    if (!c->scratch || (p->host && !(c->host = strdup(p->host)))) {
+    if (p->host && !(c->host = strdup(p->host))) {
         free_client(c);
         return NULL;
     }
