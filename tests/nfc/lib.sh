@@ -13,6 +13,9 @@
 #                                  NFCD_KEEP=1
 #   nfcd_violations                prints the VIOLATION lines of the log (tests
 #                                  assert it prints nothing after clean runs)
+#   nfcd_unclean                   prints the UNCLEAN lines (a client left an
+#                                  AIO session without CLOSE_SESSION: also
+#                                  empty after clean runs)
 #   nfcd_ticket ID MODE SERVICE FILE...
 #                                  writes ticket NFCD_TICKETS/ID (atomically).
 #                                  MODE ro|rw; SERVICE vpxa-nfc (vCenter) or nfc
@@ -58,6 +61,7 @@ _nfcd_fp() {
 
 nfcd_start() {
     [ -n "$NFCD" ] || { echo "nfcd_start: NFCD is not set" >&2; return 1; }
+    nfcd_stop   # one instance at a time
     NFCD_DIR=$(mktemp -d "${TMPDIR:-/tmp}/nfcd.XXXXXX")
     NFCD_TICKETS=$NFCD_DIR/tickets
     NFCD_LOG=$NFCD_DIR/nfcd.log
@@ -119,6 +123,12 @@ nfcd_stop() {
 nfcd_violations() {
     if [ -n "${NFCD_LOG:-}" ] && [ -f "$NFCD_LOG" ]; then
         grep 'VIOLATION' "$NFCD_LOG" || true
+    fi
+}
+
+nfcd_unclean() {
+    if [ -n "${NFCD_LOG:-}" ] && [ -f "$NFCD_LOG" ]; then
+        grep 'UNCLEAN' "$NFCD_LOG" || true
     fi
 }
 

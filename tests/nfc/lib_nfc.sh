@@ -209,6 +209,24 @@ log "snapshot $S1 selects its disk; a read-only connection refuses writes"
 D="[$DS] $VMREL/new.vmdk"
 want "$VMDIR/new.vmdk"
 
+# ---- the vddk tool: info, backup and restore over nbdssl ----------------------------------
+printf '%s\n' 'pa ss' >"$W/pw"
+v() { timeout "$T" "$VDDK" "$@" --server "$VCSIM_SERVER" --user vuser --password-file "$W/pw" \
+          --thumbprint "$VCSIM_SHA1" --vm "$VCSIM_VM" --transport nbdssl --nfc-port "$NPORT"; }
+v info "$D" >"$W/info" || die "vddk info"
+grep -q "nbdssl" "$W/info" || die "vddk info: transport: $(cat "$W/info")"
+v clone -q -t stream "$D" "$W/tool-backup.vmdk" >/dev/null || die "vddk clone (backup)"
+qemu-img compare -q "$W/tool-backup.vmdk" "$VMDIR/new.vmdk" || die "vddk backup differs"
+"$VDDK" create -s 24M "$W/tool-src.vmdk" >/dev/null
+"$VDDK" fill -q -o 3M -l 2M --random --seed 4 "$W/tool-src.vmdk" >/dev/null
+rc=0; v clone -q "$W/tool-src.vmdk" "$D" >/dev/null 2>"$W/err" || rc=$?
+[ $rc != 0 ] && grep -q "overWrite" "$W/err" || die "restore without --overwrite: $(cat "$W/err")"
+v clone -q --overwrite "$W/tool-src.vmdk" "$D" >/dev/null || die "vddk clone (restore)"
+qemu-img compare -q "$W/tool-src.vmdk" "$VMDIR/new.vmdk" || die "vddk restore differs"
+want "$VMDIR/new.vmdk"
+violations tool
+log "vddk info, clone to local (backup) and clone --overwrite into the VM's disk (restore)"
+
 # ---- errors ------------------------------------------------------------------------------
 # The certificate on 902 is not the one the ticket names.
 start_nfcd --cert "$W/b-cert.pem" --key "$W/b-key.pem"

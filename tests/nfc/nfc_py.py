@@ -336,7 +336,10 @@ class Conn:
     def _tls1_flush(self):
         data = self._out.read()
         if data:
-            self.sock.sendall(data)
+            try:
+                self.sock.sendall(data)
+            except (ConnectionResetError, BrokenPipeError) as e:
+                raise NfcClosed(str(e))
 
     def _tls1_start(self):
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
@@ -351,6 +354,8 @@ class Conn:
             except ssl.SSLWantReadError:
                 self._tls1_flush()
                 self._tls1_feed()
+            except ssl.SSLError as e:
+                raise NfcClosed("TLS #1 handshake: %s" % e)
         self._tls1_flush()
         self.peer_der = self.tls1.getpeercert(binary_form=True)
 

@@ -20,9 +20,13 @@
  *                  read and unlinked on SESSION); lines "service S",
  *                  "mode ro|rw", "vm MOREF", "file [ds] rel", "ds NAME DIR",
  *                  "busy [ds] rel"
- *   --log          one line per frame received (<) and sent (>), every
- *                  VIOLATION, NOTE (a choice or tolerance), INJECT (failure
- *                  injection) and connection event; stderr when absent
+ *   --log          one line per frame received (<) and sent (>) and per
+ *                  event, with markers: "VIOLATION:" (client bug, connection
+ *                  dropped), "UNCLEAN:" (client left an AIO session without
+ *                  CLOSE_SESSION), "REFUSED:" (unknown/used session, bad
+ *                  bufSize), "NOTE:" (a tolerance or choice), "INJECT:"
+ *                  (failure injection), "EOF:"/"LOST"/"TIMEOUT"; stderr when
+ *                  absent
  *   --no-shuffle   read replies: fragments in order, one request at a time
  *                  (default: fragments of one request in random order, and
  *                  requests served by 4 workers so that opIds interleave)
@@ -112,13 +116,24 @@
  *    in the chain (zeroed grains and holes are not allocated).
  *  - CLOSE_FILE waits for the handle's in-flight reads; CLOSE_SESSION with
  *    files still open is a violation.
- *  - A client closing between frames before CLOSE_SESSION is logged (not a
- *    violation); closing in the middle of a frame is a violation.
+ *  - A client closing between frames during the AIO session (before
+ *    CLOSE_SESSION) is logged as "UNCLEAN:" (not a violation: clients that
+ *    give up on purpose do it; tests of clean runs should check for it);
+ *    closing during authd/classic is logged as "EOF:"; closing in the middle
+ *    of a frame is a violation.  Data readable after PROXY before our 200
+ *    reply (pipelining, a TLS #1 close_notify) is a violation.
  *  - BANNER is required (VDDK 8 sends it); THUMBPRINT_SHA2 is optional and
  *    answered with the upper-case colon SHA-256 of our certificate; another
  *    argument gets "501 Invalid arguments" and is a violation.
  *  - Wrong PROXY service: "530 Please login with USER and PASS", violation.
  *  - Other authd commands (USER, PASS, SESSIONID...): 530, violation.
+ *  - AIO-phase violations send nothing (no ERROR frame): the socket is
+ *    closed.  Any close by nfcd (violation, injection, SIGTERM) flushes and
+ *    closes the connection's disks before the client sees the FIN, so a
+ *    client that reconnects at once finds them unlocked.
+ *  - DDB_GET values come from the descriptor chain as they are, including
+ *    geometry.cylinders/heads/sectors (the reference lists them among keys
+ *    ESXi answered "absent" for; clients must take physGeo from OPEN_FILE).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -408,6 +423,7 @@ struct conn {
     int id;
     struct net_stream s;
     int ssl;
+    int phase;                 /* 0 authd, 1 classic, 2 AIO, 3 after CLOSE_SESSION */
     int faults;                /* failure injection applies */
     atomic_int dead;
     pthread_mutex_t send_lock;
@@ -426,6 +442,7 @@ struct conn {
     struct job *qhead, *qtail;
     pthread_t workers[4];
     int nworkers;
+    int alive;                 /* workers not yet out of worker_main (mu) */
     int stop_workers;
     /* the write being received */
     struct {
@@ -472,11 +489,15 @@ static void logm(struct conn *c, const char *fmt, ...)
     va_end(ap);
 }
 
-/* End the connection: the reader and the workers see dead and stop. */
+/* End the connection: the reader and the workers see dead and stop.  Only
+ * the receive side is shut down here (wakes the reader, sends nothing): the
+ * client sees the close once the teardown has closed the disks, so a client
+ * that reconnects at once finds them unlocked. */
 static void kill_conn(struct conn *c)
 {
     atomic_store(&c->dead, 1);
-    net_shutdown(&c->s);
+    if (c->s.fd >= 0)
+        shutdown(c->s.fd, SHUT_RD);
 }
 
 /* Log a violation and drop the connection.  Returns -1. */
@@ -524,11 +545,22 @@ static int inject_close(struct conn *c, int step)
  * between messages (logged, not a violation).  Returns 0 or -1. */
 static int rd(struct conn *c, void *buf, size_t len, const char *what, int boundary)
 {
-    int r = net_read(&c->s, buf, len);
-    if (r == NET_OK)
-        return 0;
     if (atomic_load(&c->dead))
         return -1;
+    int r = net_read(&c->s, buf, len);
+    if (atomic_load(&c->dead))
+        return -1;
+    if (r == NET_OK)
+        return 0;
+    if (r == NET_EOF && boundary && c->phase == 2) {
+        int nopen = 0;
+        for (struct handle *h = c->handles; h; h = h->next)
+            nopen++;
+        logm(c, "UNCLEAN: the client closed the connection without CLOSE_SESSION (%d file(s) "
+             "open, waiting for %s)", nopen, what);
+        kill_conn(c);
+        return -1;
+    }
     if (r == NET_EOF && boundary) {
         logm(c, "EOF: the client closed the connection (waiting for %s)", what);
         kill_conn(c);
@@ -719,6 +751,8 @@ static int authd(struct conn *c)
         return -1;
     /* The client must start TLS: a handshake record begins with 0x16. */
     int w = net_wait(c->s.fd, POLLIN, opt.idle_ms);
+    if (atomic_load(&c->dead))
+        return -1;
     if (w <= 0) {
         logm(c, "TIMEOUT waiting for the TLS #1 ClientHello");
         return -1;
@@ -741,7 +775,8 @@ static int authd(struct conn *c)
     }
     char who[256];
     if (net_tls_server_start(tls_srv, &c->s, 30000, who, sizeof who) < 0) {
-        logm(c, "TLS #1 handshake failed: %s", vd_err_msg());
+        if (!atomic_load(&c->dead))
+            logm(c, "TLS #1 handshake failed: %s", vd_err_msg());
         return -1;
     }
     logm(c, "TLS #1 up: %s", who);
@@ -823,13 +858,29 @@ static int authd(struct conn *c)
             gnutls_session_t gs = c->s.tls;
             if (gnutls_record_check_pending(gs) > 0)
                 return violation(c, "TLS #1 data pending after PROXY (client pipelined)");
+            /* Anything already readable was sent before our reply. */
+            if (net_wait(c->s.fd, POLLIN, 0) > 0) {
+                unsigned char pb[16];
+                ssize_t pn = recv(c->s.fd, pb, sizeof pb, MSG_PEEK);
+                if (pn == 0) {
+                    logm(c, "EOF: the client closed the connection after PROXY");
+                    return -1;
+                }
+                if (pn > 0) {
+                    char shown[80];
+                    printable(pb, (size_t)pn, shown, sizeof shown);
+                    return violation(c, "data after PROXY before our 200 reply ('%s': "
+                                        "pipelined frames or a TLS #1 close_notify)", shown);
+                }
+            }
             if (send_line(c, c->ssl ? "200 Connect ha-nfcssl\r\n" : "200 Connect ha-nfc\r\n") < 0)
                 return -1;
             net_tls_abandon(&c->s);
             if (c->ssl) {
                 logm(c, "TLS #1 abandoned; TLS #2 handshake (nbdssl)");
                 if (net_tls_server_start(tls_srv, &c->s, 30000, who, sizeof who) < 0) {
-                    logm(c, "TLS #2 handshake failed: %s", vd_err_msg());
+                    if (!atomic_load(&c->dead))
+                        logm(c, "TLS #2 handshake failed: %s", vd_err_msg());
                     return -1;
                 }
                 logm(c, "TLS #2 up: %s", who);
@@ -895,8 +946,10 @@ static int expect_type(struct conn *c, const unsigned char *f, uint32_t want, co
 {
     uint32_t t = get32(f);
     if (t != want)
-        return classic_violation(c, t, "classic frame type %u where %s (type %u) is expected", t,
-                                 what, want);
+        return classic_violation(c, t, "classic frame type %u where %s (type %u) is expected%s", t,
+                                 what, want, f[0] >= 0x14 && f[0] <= 0x17 && f[1] == 3
+                                 ? " (it looks like a TLS record: TLS #1 not abandoned, a "
+                                   "close_notify, or TLS #2 missing?)" : "");
     return 0;
 }
 
@@ -904,6 +957,7 @@ static int classic(struct conn *c)
 {
     unsigned char f[CLASSIC_LEN];
     int z;
+    c->phase = 1;
     if (opt.lib_version >= 11) {
         if (read_classic(c, f, "C43") < 0)
             return -1;
@@ -989,6 +1043,7 @@ static int classic(struct conn *c)
     logm(c, "< CLASSIC 52");
     memset(f, 0, sizeof f);
     put32(f, C_AIO_OPEN);
+    c->phase = 2;
     return send_classic(c, f, "CLASSIC 52: AIO framing from now on");
 }
 
@@ -1171,6 +1226,8 @@ static void *worker_main(void *arg)
         pthread_cond_broadcast(&c->cv);
         free(j);
     }
+    c->alive--;
+    pthread_cond_broadcast(&c->cv);
     pthread_mutex_unlock(&c->mu);
     return NULL;
 }
@@ -1319,7 +1376,13 @@ static struct handle *need_handle(struct conn *c, uint32_t op, const char *what,
 static int start_workers(struct conn *c)
 {
     while (c->nworkers < 4) {
+        pthread_mutex_lock(&c->mu);
+        c->alive++;
+        pthread_mutex_unlock(&c->mu);
         if (pthread_create(&c->workers[c->nworkers], NULL, worker_main, c) != 0) {
+            pthread_mutex_lock(&c->mu);
+            c->alive--;
+            pthread_mutex_unlock(&c->mu);
             logm(c, "cannot start a worker thread");
             return c->nworkers ? 0 : -1;
         }
@@ -1851,6 +1914,7 @@ static int aio(struct conn *c)
             if (wait_idle(c, NULL) < 0)
                 return -1;
             unsigned char rp[4] = { 0 };
+            c->phase = 3;
             if (send_aio(c, A_CLOSE_SESSION, op, rp, 4, NULL, 0, "0") < 0)
                 return -1;
             return session_end(c);
@@ -1865,18 +1929,6 @@ static int aio(struct conn *c)
 
 static void conn_free(struct conn *c)
 {
-    pthread_mutex_lock(&c->mu);
-    c->stop_workers = 1;
-    pthread_cond_broadcast(&c->cv);
-    pthread_mutex_unlock(&c->mu);
-    for (int i = 0; i < c->nworkers; i++)
-        pthread_join(c->workers[i], NULL);
-    while (c->handles) {
-        int rc;
-        logm(c, "closing %s (handle 0x%" PRIx64 ") at the end of the connection",
-             c->handles->path, c->handles->id);
-        close_handle(c, c->handles, &rc);
-    }
     ticket_free(&c->t);
     free(c->raw);
     free(c->enc);
@@ -1900,14 +1952,33 @@ static void *conn_main(void *arg)
             break;
         }
     pthread_mutex_unlock(&g_mu);
-    /* Workers may still be sending: stop them before closing the socket. */
+    /* Stop the workers (they drop queued reads once dead is set); one stuck
+     * sending to a client that does not read is freed by a full shutdown. */
     pthread_mutex_lock(&c->mu);
     c->stop_workers = 1;
     pthread_cond_broadcast(&c->cv);
+    struct timespec dl;
+    clock_gettime(CLOCK_REALTIME, &dl);
+    dl.tv_sec += 5;
+    while (c->alive > 0)
+        if (pthread_cond_timedwait(&c->cv, &c->mu, &dl) != 0) {
+            pthread_mutex_unlock(&c->mu);
+            net_shutdown(&c->s);
+            pthread_mutex_lock(&c->mu);
+            while (c->alive > 0)
+                pthread_cond_wait(&c->cv, &c->mu);
+        }
     pthread_mutex_unlock(&c->mu);
     for (int i = 0; i < c->nworkers; i++)
         pthread_join(c->workers[i], NULL);
     c->nworkers = 0;
+    /* Flush and close the disks before the client sees the close. */
+    while (c->handles) {
+        int rc;
+        logm(c, "closing %s (handle 0x%" PRIx64 ") at the end of the connection",
+             c->handles->path, c->handles->id);
+        close_handle(c, c->handles, &rc);
+    }
     net_tls_abandon(&c->s);
     net_close(&c->s);
     logm(c, "connection closed");

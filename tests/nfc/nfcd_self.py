@@ -13,6 +13,7 @@ import struct
 import sys
 import time
 
+sys.dont_write_bytecode = True     # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import nfc_py as n  # noqa: E402
 
@@ -519,6 +520,31 @@ def sc_inject_open():
     print("inject-open: ok")
 
 
+def sc_close_at(step):
+    """--fail close-at=STEP: the connection ends at the right place."""
+    phase = "authd"
+    c = n.Conn("127.0.0.1", PORT)
+    try:
+        c.authd("close-1", "vpxa-nfc", sha1=SHA1)
+        phase = "classic"
+        c.classic()
+        phase = "prologue"
+        c.aio_prologue(K64, 4)
+        phase = "open"
+        f = c.open_file(ds("disk-rw.vmdk"), rw=True)
+        phase = "write"
+        c.write(f["handle"], 0, bytes(3 * K64))
+        phase = "done"
+    except n.NfcClosed:
+        pass
+    want = {"tls1": "authd", "session": "authd", "banner": "authd", "proxy": "authd",
+            "tls2": "classic", "classic": "classic", "aio": "prologue", "open": "open",
+            "write:1": "write"}[step]
+    check(phase == want, "close-at=%s: closed during %s, expected %s" % (step, phase, want))
+    c.close()
+    print("close-at=%s: ok" % step)
+
+
 SCENARIOS = {
     "ro": sc_ro, "rw-ssl": sc_rw_ssl, "parallel": sc_parallel, "negative": sc_negative,
     "lib7": sc_lib7, "inject-close": sc_inject_close, "inject-errors": sc_inject_errors,
@@ -527,4 +553,7 @@ SCENARIOS = {
 
 if __name__ == "__main__":
     for name in sys.argv[1:]:
-        SCENARIOS[name]()
+        if name.startswith("close-at="):
+            sc_close_at(name[9:])
+        else:
+            SCENARIOS[name]()

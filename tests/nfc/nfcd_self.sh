@@ -21,6 +21,8 @@ done
 
 W=$(mktemp -d "${TMPDIR:-/tmp}/openvddk-nfc.XXXXXX")
 export W
+PYTHONDONTWRITEBYTECODE=1
+export PYTHONDONTWRITEBYTECODE
 cleanup() {
     nfcd_stop
     rm -rf "$W"
@@ -43,6 +45,8 @@ py() {
 no_violations() {
     v=$(nfcd_violations)
     [ -z "$v" ] || die "nfcd logged violations after $1: $v"
+    v=$(nfcd_unclean)
+    [ -z "$v" ] || die "nfcd logged unclean session ends after $1: $v"
 }
 stop_clean() {
     nfcd_stop
@@ -126,7 +130,7 @@ py negative
 nv=$(nfcd_violations | wc -l)
 [ "$nv" -eq 21 ] || die "expected 21 violations in the log, found $nv: $(nfcd_violations)"
 stop_clean
-[ ! -e "${NFCD_LOG:-/nonexistent}" ] || die "nfcd_stop left the log"
+[ "${NFCD_KEEP:-0}" = 1 ] || [ ! -e "${NFCD_LOG:-/nonexistent}" ] || die "nfcd_stop left the log"
 
 # ---- lib version 7, --no-shuffle ---------------------------------------
 nfcd_start --lib-version 7 --no-shuffle --seed 1
@@ -155,6 +159,15 @@ nfcd_ticket inj-4 ro vpxa-nfc "$D"
 py inject-open
 no_violations "inject-open"
 stop_clean
+
+for step in tls1 session banner proxy tls2 classic aio open write:1; do
+    nfcd_start --fail "close-at=$step"
+    nfcd_ticket close-1 rw vpxa-nfc "$RWD"
+    py "close-at=$step"
+    grep -q "INJECT: close-at=$step" "$NFCD_LOG" || die "close-at=$step not logged"
+    no_violations "close-at=$step"
+    stop_clean
+done
 
 # close-at=accept: the client sees the connection end before the banner.
 nfcd_start --fail close-at=accept

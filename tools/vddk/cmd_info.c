@@ -46,6 +46,7 @@ struct info {
     const char *path;
     uint64_t capacity, allocated;
     VixDiskLibInfo *gi;
+    const char *transport; /* "file", "nbd", "nbdssl", "https" */
     char *hw;              /* ddb.virtualHWVersion or NULL */
     int nlinks;
     struct link *links;
@@ -156,6 +157,8 @@ static void print_text(const struct info *in)
     char h[VDDK_HUMAN_LEN];
     const VixDiskLibInfo *gi = in->gi;
     printf("disk:          %s\n", in->path);
+    if (in->transport && strcmp(in->transport, "file") != 0)
+        printf("transport:     %s\n", in->transport);
     if (in->links[0].li)
         printf("type:          %s\n", in->links[0].li->createType);
     printf("capacity:      %llu bytes (%s)\n", (unsigned long long)in->capacity,
@@ -213,6 +216,8 @@ static void print_json(const struct info *in)
     const VixDiskLibInfo *gi = in->gi;
     fputs("{\n  \"path\": ", stdout);
     vddk_json_str(stdout, in->path);
+    fputs(",\n  \"transport\": ", stdout);
+    vddk_json_str(stdout, in->transport);
     fputs(",\n  \"type\": ", stdout);
     vddk_json_str(stdout, in->links[0].li ? in->links[0].li->createType : NULL);
     printf(",\n  \"capacity\": %llu", (unsigned long long)in->capacity);
@@ -305,6 +310,7 @@ static int run_info(int argc, char **argv)
         return VDDK_EXIT_FAIL;
     in.capacity = d.capacity;
     in.gi = d.info;
+    in.transport = VixDiskLib_GetTransportMode(d.h);
     in.nlinks = d.info->numLinks > 0 ? d.info->numLinks : 1;
     ret = vddk_meta_read(d.h, in.path, "virtualHWVersion", &in.hw);
     if (ret == 1)
