@@ -118,9 +118,18 @@ for t in monolithicSparse monolithicFlat twoGbMaxExtentSparse vmfs vmfsThin vmfs
     cmp "$W/want.raw" "$W/got.raw" || die "$t: $m ReadAsync differs"
     vx -m $m info "[$DS] $VMREL/t-$t.vmdk" >"$W/info" || die "info $t"
     grep -qx "transport $m" "$W/info" || die "$t: transport: $(cat "$W/info")"
+    # Writes: the whole disk (streamOptimized disks are not writable yet).
+    [ "$t" = streamOptimized ] && continue
+    head -c 12M /dev/urandom >"$W/in12.raw"
+    dd if=/dev/zero of="$W/in12.raw" bs=1M seek=4 count=4 conv=notrunc 2>/dev/null
+    vx -m $m -z skipz write "[$DS] $VMREL/t-$t.vmdk" "$W/in12.raw" || die "write $t over $m"
+    qemu-img convert -O raw "$f" "$W/got.raw"
+    cmp "$W/in12.raw" "$W/got.raw" || die "$t: written over $m, the file differs"
 done
 violations types
-log "every type read over nbd and nbdssl equals qemu-img's reading"
+# No modes given: nbdssl first, as VDDK.
+vx info "[$DS] $VMREL/t-streamOptimized.vmdk" | grep -qx "transport nbdssl" || die "default mode is not nbdssl"
+log "every type read and written over nbd and nbdssl equals qemu-img's reading"
 
 # ---- a chain, codecs, depths -------------------------------------------------------
 "$VDDK" create -s 24M "$VMDIR/base.vmdk" >/dev/null
