@@ -17,6 +17,7 @@
 #include "nfc_codec.h"
 #include "nfc_proto.h"
 #include "../net/net_io.h"
+#include "../net/net_pipe.h"
 #include "../net/net_tls.h"
 #include "../util/err.h"
 
@@ -25,21 +26,12 @@
 #define MAX_ERROR_PAYLOAD 4096
 #define MAX_DDB_VALUE 65536u
 
-struct batch {
-    int remaining;
-    int rc;                      /* first failure (negative vd_err) */
-    char msg[ERRMSG];
-    pthread_cond_t cond;
-};
-
 struct pend {
-    struct pend *next;
+    struct net_pipe_req q;       /* first: the pipe's view */
     uint32_t op, type;
     uint64_t off;
     uint32_t len;
     unsigned char *dst;          /* read destination */
-    struct batch *b;
-    int claimed;                 /* the reader is receiving for it */
     uint32_t got;                /* read bytes placed */
     unsigned char *seen;         /* read fragments placed (bitmap) */
     uint64_t count;              /* QAB chunk count */
@@ -59,43 +51,15 @@ struct nfc_client {
     uint64_t handle;
     int file_open;
 
-    pthread_mutex_t lock;
-    pthread_cond_t slot;         /* room for one more request / writes drained */
+    struct net_pipe pp;          /* requests in flight */
     pthread_mutex_t send_lock;   /* frames of one request stay together, opIds in order */
-    struct pend *inflight;
-    unsigned ninflight, nwrites;
     uint32_t next_op;
-    int dead, closing, dead_rc;
-    char dead_msg[ERRMSG];
-    int64_t last_rx;
     pthread_t reader;
     int reader_started;
     unsigned char *scratch;      /* reader: one encoded fragment */
     size_t scratch_len;
     _Atomic uint64_t sent, received;
 };
-
-static pthread_condattr_t mono_attr;
-static pthread_once_t mono_once = PTHREAD_ONCE_INIT;
-
-static void mono_init(void)
-{
-    pthread_condattr_init(&mono_attr);
-    pthread_condattr_setclock(&mono_attr, CLOCK_MONOTONIC);
-}
-
-static struct timespec abs_ms(int64_t ms_from_now)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += ms_from_now / 1000;
-    ts.tv_nsec += (ms_from_now % 1000) * 1000000;
-    if (ts.tv_nsec >= 1000000000) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000;
-    }
-    return ts;
-}
 
 /* ---- I/O with accounting -------------------------------------------------------- */
 
@@ -406,70 +370,16 @@ static int prologue(struct nfc_client *c, const char *path, int rw)
 
 /* ---- transmission ----------------------------------------------------------------- */
 
-static void complete_locked(struct nfc_client *c, struct pend *p, int rc, const char *msg)
-{
-    struct pend **pp = &c->inflight;
-    while (*pp && *pp != p)
-        pp = &(*pp)->next;
-    if (*pp) {
-        *pp = p->next;
-        c->ninflight--;
-        if (p->type == NFC_AIO_IO && !p->dst)
-            c->nwrites--;
-        pthread_cond_broadcast(&c->slot);
-    }
-    struct batch *b = p->b;
-    if (rc < 0 && b->rc == 0) {
-        b->rc = rc;
-        snprintf(b->msg, sizeof b->msg, "%s", msg);
-    }
-    if (--b->remaining == 0)
-        pthread_cond_broadcast(&b->cond);
-}
-
-static void kill_locked(struct nfc_client *c, int code, const char *msg)
-{
-    if (!c->dead) {
-        c->dead = 1;
-        c->dead_rc = -code;
-        snprintf(c->dead_msg, sizeof c->dead_msg, "%s", msg);
-        net_shutdown(&c->st);
-    }
-    struct pend *p = c->inflight;
-    while (p) {
-        struct pend *n = p->next;
-        if (!p->claimed)
-            complete_locked(c, p, c->dead_rc, c->dead_msg);
-        p = n;
-    }
-    pthread_cond_broadcast(&c->slot);
-}
-
-static void kill_conn(struct nfc_client *c, int code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void kill_conn(struct nfc_client *c, int code, const char *fmt, ...)
-{
-    char m[ERRMSG];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(m, sizeof m, fmt, ap);
-    va_end(ap);
-    pthread_mutex_lock(&c->lock);
-    kill_locked(c, code, m);
-    pthread_mutex_unlock(&c->lock);
-}
-
 /* The connection ended under us: a host that no longer accepts
  * connections on its NFC port went away; otherwise the connection was
  * lost. */
 static void lost(struct nfc_client *c, const char *why)
 {
-    pthread_mutex_lock(&c->lock);
-    int closing = c->closing, dead = c->dead;
-    pthread_mutex_unlock(&c->lock);
+    pthread_mutex_lock(&c->pp.lock);
+    int closing = c->pp.closing, dead = c->pp.dead;
+    pthread_mutex_unlock(&c->pp.lock);
     if (closing || dead) {
-        kill_conn(c, VD_E_NET_LOST, "connection to NFC server %s closed", c->st.peer);
+        net_pipe_kill(&c->pp, VD_E_NET_LOST, "connection to NFC server %s closed", c->st.peer);
         return;
     }
     char peer[160];
@@ -486,29 +396,26 @@ static void lost(struct nfc_client *c, const char *why)
         close(fd);
     }
     if (alive) {
-        kill_conn(c, VD_E_NET_LOST, "NFC server %s: connection lost: %s", c->st.peer, why);
+        net_pipe_kill(&c->pp, VD_E_NET_LOST, "NFC server %s: connection lost: %s", c->st.peer, why);
     } else if (refused) {
-        kill_conn(c, VD_E_NET_SHUTDOWN, "NFC server %s went away (%s; its NFC port no longer answers "
+        net_pipe_kill(&c->pp, VD_E_NET_SHUTDOWN, "NFC server %s went away (%s; its NFC port no longer answers "
                   "as authd)", c->st.peer, why);
     } else {
-        kill_conn(c, VD_E_NET_LOST, "NFC server %s: connection lost: %s", c->st.peer, why);
+        net_pipe_kill(&c->pp, VD_E_NET_LOST, "NFC server %s: connection lost: %s", c->st.peer, why);
     }
 }
 
 static struct pend *lookup_locked(struct nfc_client *c, uint32_t op)
 {
-    for (struct pend *p = c->inflight; p; p = p->next)
-        if (p->op == op)
-            return p;
+    for (struct net_pipe_req *q = c->pp.inflight; q; q = q->next)
+        if (((struct pend *)q)->op == op)
+            return (struct pend *)q;
     return NULL;
 }
 
 static void finish(struct nfc_client *c, struct pend *p, int rc, const char *msg)
 {
-    pthread_mutex_lock(&c->lock);
-    p->claimed = 0;
-    complete_locked(c, p, rc, msg);
-    pthread_mutex_unlock(&c->lock);
+    net_pipe_finish(&c->pp, &p->q, rc, msg);
 }
 
 /* Fail p and the connection with a protocol error; returns -1. */
@@ -523,13 +430,9 @@ static int reader_violation(struct nfc_client *c, struct pend *p, const char *fm
     int n = snprintf(m, sizeof m, "NFC server %s: protocol error: ", c->st.peer);
     vsnprintf(m + n, sizeof m - (size_t)n, fmt, ap);
     va_end(ap);
-    kill_conn(c, VD_E_NET_LOST, "%s", m);
-    if (p) {
-        pthread_mutex_lock(&c->lock);
-        p->claimed = 0;
-        complete_locked(c, p, c->dead_rc, c->dead_msg);
-        pthread_mutex_unlock(&c->lock);
-    }
+    net_pipe_kill(&c->pp, VD_E_NET_LOST, "%s", m);
+    if (p)
+        net_pipe_fail_claimed(&c->pp, &p->q);
     return -1;
 }
 
@@ -538,9 +441,7 @@ static int reader_read(struct nfc_client *c, struct pend *p, void *buf, size_t l
 {
     int r = c_read(c, buf, len);
     if (r == NET_OK) {
-        pthread_mutex_lock(&c->lock);
-        c->last_rx = net_now_ms();
-        pthread_mutex_unlock(&c->lock);
+        net_pipe_progress(&c->pp);
         return 0;
     }
     char why[ERRMSG];
@@ -548,12 +449,8 @@ static int reader_read(struct nfc_client *c, struct pend *p, void *buf, size_t l
                                                  : vd_err_msg());
     (void)what;
     lost(c, why);
-    if (p) {
-        pthread_mutex_lock(&c->lock);
-        p->claimed = 0;
-        complete_locked(c, p, c->dead_rc, c->dead_msg);
-        pthread_mutex_unlock(&c->lock);
-    }
+    if (p)
+        net_pipe_fail_claimed(&c->pp, &p->q);
     return -1;
 }
 
@@ -600,15 +497,10 @@ static int io_reply(struct nfc_client *c, struct pend *p, const unsigned char *p
     }
     p->seen[idx / 8] |= (unsigned char)(1u << (idx % 8));
     p->got += f.frag_len;
-    if (p->got == p->len) {
+    if (p->got == p->len)
         finish(c, p, 0, NULL);
-    } else {
-        pthread_mutex_lock(&c->lock);
-        p->claimed = 0;
-        if (c->dead)
-            complete_locked(c, p, c->dead_rc, c->dead_msg);
-        pthread_mutex_unlock(&c->lock);
-    }
+    else
+        net_pipe_release(&c->pp, &p->q);
     return 0;
 }
 
@@ -639,11 +531,11 @@ static void *reader_main(void *arg)
             reader_violation(c, NULL, "invalid message header magic 0x%08x", nfc_get32(h));
             break;
         }
-        pthread_mutex_lock(&c->lock);
+        pthread_mutex_lock(&c->pp.lock);
         struct pend *p = lookup_locked(c, hd.op);
         if (p)
-            p->claimed = 1;
-        pthread_mutex_unlock(&c->lock);
+            p->q.claimed = 1;
+        pthread_mutex_unlock(&c->pp.lock);
         if (!p) {
             reader_violation(c, NULL, "%s reply for opId %u, which is not in flight",
                              nfc_aio_name(hd.type, nb), hd.op);
@@ -717,37 +609,15 @@ static void submit(struct nfc_client *c, struct pend *p, const unsigned char *pa
                    size_t nfrags)
 {
     pthread_mutex_lock(&c->send_lock);
-    pthread_mutex_lock(&c->lock);
-    p->b->remaining++;
-    while (!c->dead && c->ninflight >= c->max_inflight) {
-        struct timespec ts = abs_ms(c->timeout_ms);
-        if (pthread_cond_timedwait(&c->slot, &c->lock, &ts) == ETIMEDOUT &&
-            net_now_ms() - c->last_rx >= c->timeout_ms) {
-            char m[ERRMSG];
-            snprintf(m, sizeof m, "NFC server %s: no reply for %d ms (timed out)", c->st.peer,
-                     c->timeout_ms);
-            kill_locked(c, VD_E_NET_LOST, m);
-        }
-    }
-    if (c->dead) {
-        p->b->remaining--;
-        if (p->b->rc == 0) {
-            p->b->rc = c->dead_rc;
-            snprintf(p->b->msg, sizeof p->b->msg, "%s", c->dead_msg);
-        }
-        pthread_mutex_unlock(&c->lock);
+    pthread_mutex_lock(&c->pp.lock);
+    p->q.is_write = frags != NULL;
+    if (net_pipe_add_locked(&c->pp, &p->q) < 0) {
+        pthread_mutex_unlock(&c->pp.lock);
         pthread_mutex_unlock(&c->send_lock);
         return;
     }
-    if (c->ninflight == 0)
-        c->last_rx = net_now_ms();       /* the clock starts with the first request */
     p->op = c->next_op++;
-    p->next = c->inflight;
-    c->inflight = p;
-    c->ninflight++;
-    if (frags)
-        c->nwrites++;
-    pthread_mutex_unlock(&c->lock);
+    pthread_mutex_unlock(&c->pp.lock);
 
     unsigned char msg[NFC_HDR_LEN + NFC_MAX_FIXED];
     int r = NET_OK;
@@ -776,41 +646,15 @@ static void submit(struct nfc_client *c, struct pend *p, const unsigned char *pa
     }
 }
 
-static int wait_batch(struct nfc_client *c, struct batch *b)
-{
-    pthread_mutex_lock(&c->lock);
-    while (b->remaining > 0) {
-        struct timespec ts = abs_ms(c->timeout_ms);
-        int w = pthread_cond_timedwait(&b->cond, &c->lock, &ts);
-        if (w == ETIMEDOUT && b->remaining > 0 && !c->dead &&
-            net_now_ms() - c->last_rx >= c->timeout_ms) {
-            char m[ERRMSG];
-            snprintf(m, sizeof m, "NFC server %s: no reply for %d ms (timed out)", c->st.peer,
-                     c->timeout_ms);
-            kill_locked(c, VD_E_NET_LOST, m);
-        }
-    }
-    pthread_mutex_unlock(&c->lock);
-    if (b->rc < 0)
-        return vd_err_set(-b->rc, "%s", b->msg);
-    return 0;
-}
-
-static void batch_init(struct batch *b)
-{
-    memset(b, 0, sizeof *b);
-    pthread_cond_init(&b->cond, &mono_attr);
-}
-
 /* One request of any type but IO, waited for. */
 static int call(struct nfc_client *c, struct pend *p, const unsigned char *payload,
                 uint32_t psize, const void *extra, size_t elen)
 {
-    struct batch b;
-    batch_init(&b);
-    p->b = &b;
+    struct net_pipe_batch b;
+    net_pipe_batch_init(&b);
+    p->q.b = &b;
     submit(c, p, payload, psize, extra, elen, NULL, 0);
-    int rc = wait_batch(c, &b);
+    int rc = net_pipe_wait(&c->pp, &b);
     pthread_cond_destroy(&b.cond);
     return rc;
 }
@@ -838,25 +682,22 @@ int nfc_client_pread(struct nfc_client *c, void *buf, size_t len, uint64_t off, 
         free(seen);
         return vd_err_set(VD_E_NOMEM, "out of memory");
     }
-    struct batch b;
-    batch_init(&b);
+    struct net_pipe_batch b;
+    net_pipe_batch_init(&b);
     for (size_t i = 0; i < n; i++) {
         uint64_t o = (uint64_t)i * c->max_req;
         uint32_t l = (uint32_t)(len - o < c->max_req ? len - o : c->max_req);
-        ps[i] = (struct pend){ .type = NFC_AIO_IO, .off = off + o, .len = l,
-                               .dst = (unsigned char *)buf + o, .b = &b,
+        ps[i] = (struct pend){ .q.b = &b, .type = NFC_AIO_IO, .off = off + o, .len = l,
+                               .dst = (unsigned char *)buf + o,
                                .seen = seen + i * ((maxfrags + 7) / 8) };
         unsigned char pl[NFC_IO_LEN];
         struct nfc_io io = { c->handle, NFC_DIR_READ, (uint32_t)codec, off + o, l, 0, l, l, 0 };
         nfc_put_io(pl, &io);
         submit(c, &ps[i], pl, NFC_IO_LEN, NULL, 0, NULL, 0);
-        pthread_mutex_lock(&c->lock);
-        int dead = c->dead;
-        pthread_mutex_unlock(&c->lock);
-        if (dead)
+        if (net_pipe_is_dead(&c->pp))
             break;
     }
-    rc = wait_batch(c, &b);
+    rc = net_pipe_wait(&c->pp, &b);
     pthread_cond_destroy(&b.cond);
     free(ps);
     free(seen);
@@ -907,8 +748,8 @@ int nfc_client_pwrite(struct nfc_client *c, const void *buf, size_t len, uint64_
         free(frags);
         return vd_err_set(VD_E_NOMEM, "out of memory");
     }
-    struct batch b;
-    batch_init(&b);
+    struct net_pipe_batch b;
+    net_pipe_batch_init(&b);
     for (size_t i = 0; i < n && rc == 0; i++) {
         uint64_t o = (uint64_t)i * c->max_req;
         uint32_t l = (uint32_t)(len - o < c->max_req ? len - o : c->max_req);
@@ -917,16 +758,13 @@ int nfc_client_pwrite(struct nfc_client *c, const void *buf, size_t len, uint64_
         if ((rc = encode_frags(c, (const unsigned char *)buf + o, l, codec, frags, nf,
                                &enc)) < 0)
             break;
-        ps[i] = (struct pend){ .type = NFC_AIO_IO, .off = off + o, .len = l, .b = &b };
+        ps[i] = (struct pend){ .q.b = &b, .type = NFC_AIO_IO, .off = off + o, .len = l };
         submit(c, &ps[i], NULL, 0, NULL, 0, frags, nf);
         free(enc);
-        pthread_mutex_lock(&c->lock);
-        int dead = c->dead;
-        pthread_mutex_unlock(&c->lock);
-        if (dead)
+        if (net_pipe_is_dead(&c->pp))
             break;
     }
-    int wr = wait_batch(c, &b);
+    int wr = net_pipe_wait(&c->pp, &b);
     pthread_cond_destroy(&b.cond);
     free(ps);
     free(frags);
@@ -938,22 +776,7 @@ int nfc_client_flush(struct nfc_client *c)
     /* NFC has no flush message: the server writes what it acknowledges.
      * Wait for the acknowledgements of writes other threads have in
      * flight. */
-    pthread_mutex_lock(&c->lock);
-    while (c->nwrites > 0 && !c->dead) {
-        struct timespec ts = abs_ms(c->timeout_ms);
-        if (pthread_cond_timedwait(&c->slot, &c->lock, &ts) == ETIMEDOUT &&
-            net_now_ms() - c->last_rx >= c->timeout_ms) {
-            char m[ERRMSG];
-            snprintf(m, sizeof m, "NFC server %s: no reply for %d ms (timed out)", c->st.peer,
-                     c->timeout_ms);
-            kill_locked(c, VD_E_NET_LOST, m);
-        }
-    }
-    int rc = c->dead ? c->dead_rc : 0;
-    char m[ERRMSG];
-    snprintf(m, sizeof m, "%s", c->dead_msg);
-    pthread_mutex_unlock(&c->lock);
-    return rc < 0 ? vd_err_set(-rc, "%s", m) : 0;
+    return net_pipe_drain_writes(&c->pp);
 }
 
 int nfc_client_ddb_get(struct nfc_client *c, const char *key, char **value)
@@ -1014,14 +837,11 @@ static int start(struct nfc_client *c, const struct nfc_params *p, const char *p
     if (rc < 0)
         return rc;
     c->st.rd_timeout_ms = -1;            /* the waiters enforce timeouts from here */
-    c->last_rx = net_now_ms();
-    pthread_mutex_init(&c->lock, NULL);
+    net_pipe_init(&c->pp, &c->st, "NFC server", c->timeout_ms, c->max_inflight);
     pthread_mutex_init(&c->send_lock, NULL);
-    pthread_cond_init(&c->slot, &mono_attr);
     if (pthread_create(&c->reader, NULL, reader_main, c) != 0) {
-        pthread_mutex_destroy(&c->lock);
+        net_pipe_destroy(&c->pp);
         pthread_mutex_destroy(&c->send_lock);
-        pthread_cond_destroy(&c->slot);
         return vd_err_set(VD_E_NOMEM, "cannot start the NFC reply reader thread");
     }
     c->reader_started = 1;
@@ -1030,7 +850,6 @@ static int start(struct nfc_client *c, const struct nfc_params *p, const char *p
 
 static struct nfc_client *new_client(const struct nfc_params *p)
 {
-    pthread_once(&mono_once, mono_init);
     struct nfc_client *c = calloc(1, sizeof *c);
     if (!c)
         return NULL;
@@ -1115,10 +934,7 @@ int nfc_client_close(struct nfc_client *c)
     int rc = 0;
     char msg[ERRMSG] = "";
     if (c->reader_started) {
-        pthread_mutex_lock(&c->lock);
-        int dead = c->dead;
-        pthread_mutex_unlock(&c->lock);
-        if (!dead) {
+        if (!net_pipe_is_dead(&c->pp)) {
             unsigned char pl[NFC_CLOSE_FILE_LEN];
             nfc_put64(pl, c->handle);
             struct pend p = { .type = NFC_AIO_CLOSE_FILE };
@@ -1138,17 +954,18 @@ int nfc_client_close(struct nfc_client *c)
             if (rc < 0)
                 snprintf(msg, sizeof msg, "%s", vd_err_msg());
         } else {
-            rc = c->dead_rc;
-            snprintf(msg, sizeof msg, "%s", c->dead_msg);
+            pthread_mutex_lock(&c->pp.lock);
+            rc = c->pp.dead_rc;
+            snprintf(msg, sizeof msg, "%s", c->pp.dead_msg);
+            pthread_mutex_unlock(&c->pp.lock);
         }
-        pthread_mutex_lock(&c->lock);
-        c->closing = 1;
-        pthread_mutex_unlock(&c->lock);
+        pthread_mutex_lock(&c->pp.lock);
+        c->pp.closing = 1;
+        pthread_mutex_unlock(&c->pp.lock);
         net_shutdown(&c->st);
         pthread_join(c->reader, NULL);
-        pthread_mutex_destroy(&c->lock);
+        net_pipe_destroy(&c->pp);
         pthread_mutex_destroy(&c->send_lock);
-        pthread_cond_destroy(&c->slot);
     }
     net_close(&c->st);
     free_client(c);
