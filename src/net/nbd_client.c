@@ -12,6 +12,7 @@
 #include "nbd_client.h"
 #include "nbd_proto.h"
 #include "net_io.h"
+#include "net_pipe.h"
 #include "net_tls.h"
 #include "../util/err.h"
 
@@ -19,22 +20,13 @@
 #define MAX_EXTENTS 65536u
 #define ERRMSG 512
 
-struct batch {
-    int remaining;
-    int rc;                      /* first failure (negative vd_err) */
-    char msg[ERRMSG];
-    pthread_cond_t cond;
-};
-
 struct pend {
-    struct pend *next;
+    struct net_pipe_req q;       /* first: the pipe's view */
     uint64_t cookie;
     uint16_t type, flags;
     uint64_t off;
     uint32_t len;
     void *buf;                   /* READ destination / WRITE source */
-    struct batch *b;
-    int claimed;                 /* the reader is receiving into buf */
     uint64_t got;                /* READ bytes received */
     uint32_t err;                /* NBD error from the server */
     char msg[256];
@@ -53,42 +45,12 @@ struct nbd_client {
     char *desc;
     char *name;
     uint32_t max_req;
-    int timeout_ms;
-    pthread_mutex_t lock;
-    pthread_cond_t slot;
+    struct net_pipe pp;          /* requests in flight */
     pthread_mutex_t send_lock;
-    struct pend *inflight;
-    unsigned ninflight, max_inflight;
     uint64_t next_cookie;
-    int dead, closing;
-    int dead_rc;
-    char dead_msg[ERRMSG];
-    int64_t last_rx;
     pthread_t reader;
     int reader_started;
 };
-
-static pthread_condattr_t mono_attr;
-static pthread_once_t mono_once = PTHREAD_ONCE_INIT;
-
-static void mono_init(void)
-{
-    pthread_condattr_init(&mono_attr);
-    pthread_condattr_setclock(&mono_attr, CLOCK_MONOTONIC);
-}
-
-static struct timespec abs_ms(int64_t ms_from_now)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += ms_from_now / 1000;
-    ts.tv_nsec += (ms_from_now % 1000) * 1000000;
-    if (ts.tv_nsec >= 1000000000) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000;
-    }
-    return ts;
-}
 
 /* ---- negotiation helpers ------------------------------------------------------ */
 
@@ -422,7 +384,6 @@ static void *reader_main(void *arg);
 
 int nbd_client_open(const struct nbd_remote *r, const char *name, struct nbd_client **out)
 {
-    pthread_once(&mono_once, mono_init);
     if (strlen(name) > NBD_MAX_STRING)
         return vd_err_set(VD_E_INVAL, "export name is longer than %d bytes", NBD_MAX_STRING);
     struct nbd_client *c = calloc(1, sizeof *c);
@@ -480,19 +441,14 @@ int nbd_client_open(const struct nbd_remote *r, const char *name, struct nbd_cli
         mr = NBD_MAX_PAYLOAD;
     mr &= ~(c->min_bs - 1);
     c->max_req = mr ? mr : c->min_bs;
-    c->max_inflight = r->max_inflight ? r->max_inflight : 64;
-    c->timeout_ms = r->read_timeout_ms > 0 ? r->read_timeout_ms : 60000;
     c->st.rd_timeout_ms = -1;          /* the waiters enforce timeouts */
     c->next_cookie = 1;
-    c->last_rx = net_now_ms();
-    pthread_mutex_init(&c->lock, NULL);
+    net_pipe_init(&c->pp, &c->st, "server", r->read_timeout_ms, r->max_inflight);
     pthread_mutex_init(&c->send_lock, NULL);
-    pthread_cond_init(&c->slot, &mono_attr);
     if (pthread_create(&c->reader, NULL, reader_main, c) != 0) {
         net_close(&c->st);
-        pthread_mutex_destroy(&c->lock);
+        net_pipe_destroy(&c->pp);
         pthread_mutex_destroy(&c->send_lock);
-        pthread_cond_destroy(&c->slot);
         free(c->desc);
         free(c->name);
         free(c);
@@ -505,65 +461,11 @@ int nbd_client_open(const struct nbd_remote *r, const char *name, struct nbd_cli
 
 /* ---- transmission --------------------------------------------------------------- */
 
-static void complete_locked(struct nbd_client *c, struct pend *p, int rc, const char *msg)
-{
-    struct pend **pp = &c->inflight;
-    while (*pp && *pp != p)
-        pp = &(*pp)->next;
-    if (*pp) {
-        *pp = p->next;
-        c->ninflight--;
-        pthread_cond_broadcast(&c->slot);
-    }
-    struct batch *b = p->b;
-    if (rc < 0 && b->rc == 0) {
-        b->rc = rc;
-        snprintf(b->msg, sizeof b->msg, "%s", msg);
-    }
-    if (--b->remaining == 0)
-        pthread_cond_broadcast(&b->cond);
-}
-
-/* Mark the connection dead: every request in flight fails (except one
- * the reader is receiving into; it fails it itself). */
-static void kill_locked(struct nbd_client *c, int code, const char *msg)
-{
-    if (!c->dead) {
-        c->dead = 1;
-        c->dead_rc = -code;
-        snprintf(c->dead_msg, sizeof c->dead_msg, "%s", msg);
-        net_shutdown(&c->st);
-    }
-    struct pend *p = c->inflight;
-    while (p) {
-        struct pend *n = p->next;
-        if (!p->claimed)
-            complete_locked(c, p, c->dead_rc, c->dead_msg);
-        p = n;
-    }
-    pthread_cond_broadcast(&c->slot);
-}
-
-static void kill_conn(struct nbd_client *c, int code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void kill_conn(struct nbd_client *c, int code, const char *fmt, ...)
-{
-    char m[ERRMSG];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(m, sizeof m, fmt, ap);
-    va_end(ap);
-    pthread_mutex_lock(&c->lock);
-    kill_locked(c, code, m);
-    pthread_mutex_unlock(&c->lock);
-}
-
 static struct pend *lookup_locked(struct nbd_client *c, uint64_t cookie)
 {
-    for (struct pend *p = c->inflight; p; p = p->next)
-        if (p->cookie == cookie)
-            return p;
+    for (struct net_pipe_req *q = c->pp.inflight; q; q = q->next)
+        if (((struct pend *)q)->cookie == cookie)
+            return (struct pend *)q;
     return NULL;
 }
 
@@ -598,10 +500,7 @@ static void finish_pend(struct nbd_client *c, struct pend *p)
         snprintf(m, sizeof m, "server %s: BLOCK_STATUS reply without extents", c->st.peer);
         rc = -VD_E_IO;
     }
-    pthread_mutex_lock(&c->lock);
-    p->claimed = 0;
-    complete_locked(c, p, rc, m);
-    pthread_mutex_unlock(&c->lock);
+    net_pipe_finish(&c->pp, &p->q, rc, m);
 }
 
 /* Receive one chunk payload for p (already claimed). 0, or -1 (the
@@ -719,15 +618,12 @@ static int chunk(struct nbd_client *c, struct pend *p, const struct nbd_chunk *c
     }
     if (bad || r != NET_OK) {
         if (bad)
-            kill_conn(c, VD_E_NET_LOST, "server %s: protocol error: %s (chunk type %u, %u bytes)",
+            net_pipe_kill(&c->pp, VD_E_NET_LOST, "server %s: protocol error: %s (chunk type %u, %u bytes)",
                       s->peer, bad, ch->type, ch->length);
         else
-            kill_conn(c, VD_E_NET_LOST, "%s", r == NET_EOF ? "server closed the connection"
+            net_pipe_kill(&c->pp, VD_E_NET_LOST, "%s", r == NET_EOF ? "server closed the connection"
                                                           : vd_err_msg());
-        pthread_mutex_lock(&c->lock);
-        p->claimed = 0;
-        complete_locked(c, p, c->dead_rc, c->dead_msg);
-        pthread_mutex_unlock(&c->lock);
+        net_pipe_fail_claimed(&c->pp, &p->q);
         return -1;
     }
     return 0;
@@ -741,80 +637,74 @@ static void *reader_main(void *arg)
         unsigned char m[4];
         int r = net_read(s, m, 4);
         if (r != NET_OK) {
-            pthread_mutex_lock(&c->lock);
-            if (r == NET_EOF)
-                snprintf(c->dead_msg, sizeof c->dead_msg, "server %s closed the connection",
-                         s->peer);
             char msg[ERRMSG];
-            snprintf(msg, sizeof msg, "%s", r == NET_EOF ? c->dead_msg : vd_err_msg());
-            if (c->closing && !c->dead)
+            if (r == NET_EOF)
+                snprintf(msg, sizeof msg, "server %s closed the connection", s->peer);
+            else
+                snprintf(msg, sizeof msg, "%s", vd_err_msg());
+            pthread_mutex_lock(&c->pp.lock);
+            if (c->pp.closing && !c->pp.dead)
                 snprintf(msg, sizeof msg, "connection to %s closed", s->peer);
-            kill_locked(c, VD_E_NET_LOST, msg);
-            pthread_mutex_unlock(&c->lock);
+            net_pipe_kill_locked(&c->pp, VD_E_NET_LOST, msg);
+            pthread_mutex_unlock(&c->pp.lock);
             break;
         }
         uint32_t magic = nbd_get32(m);
         if (magic == NBD_SIMPLE_REPLY_MAGIC) {
             unsigned char rest[12];
             if ((r = net_read(s, rest, 12)) != NET_OK) {
-                kill_conn(c, VD_E_NET_LOST, "%s", r == NET_EOF ? "server closed the connection"
+                net_pipe_kill(&c->pp, VD_E_NET_LOST, "%s", r == NET_EOF ? "server closed the connection"
                                                               : vd_err_msg());
                 break;
             }
             uint32_t err;
             uint64_t cookie;
             nbd_dec_simple_rest(rest, &err, &cookie);
-            pthread_mutex_lock(&c->lock);
-            c->last_rx = net_now_ms();
+            pthread_mutex_lock(&c->pp.lock);
+            c->pp.last_rx = net_now_ms();
             struct pend *p = lookup_locked(c, cookie);
             if (p)
-                p->claimed = 1;
-            pthread_mutex_unlock(&c->lock);
+                p->q.claimed = 1;
+            pthread_mutex_unlock(&c->pp.lock);
             if (!p) {
-                kill_conn(c, VD_E_NET_LOST, "server %s: protocol error: reply for unknown "
+                net_pipe_kill(&c->pp, VD_E_NET_LOST, "server %s: protocol error: reply for unknown "
                           "request %llu", s->peer, (unsigned long long)cookie);
                 break;
             }
             p->err = err;
             if (!err && p->type == NBD_CMD_READ) {
                 if ((r = net_read(s, p->buf, p->len)) != NET_OK) {
-                    kill_conn(c, VD_E_NET_LOST, "%s", r == NET_EOF ? "server closed the "
+                    net_pipe_kill(&c->pp, VD_E_NET_LOST, "%s", r == NET_EOF ? "server closed the "
                               "connection in a READ reply" : vd_err_msg());
-                    pthread_mutex_lock(&c->lock);
-                    p->claimed = 0;
-                    complete_locked(c, p, c->dead_rc, c->dead_msg);
-                    pthread_mutex_unlock(&c->lock);
+                    net_pipe_fail_claimed(&c->pp, &p->q);
                     break;
                 }
                 p->got = p->len;
             }
             if (!err && p->type == NBD_CMD_BLOCK_STATUS) {
-                kill_conn(c, VD_E_NET_LOST, "server %s: protocol error: simple reply to "
+                net_pipe_kill(&c->pp, VD_E_NET_LOST, "server %s: protocol error: simple reply to "
                           "BLOCK_STATUS", s->peer);
-                pthread_mutex_lock(&c->lock);
-                p->claimed = 0;
-                complete_locked(c, p, c->dead_rc, c->dead_msg);
-                pthread_mutex_unlock(&c->lock);
+                net_pipe_fail_claimed(&c->pp, &p->q);
                 break;
             }
             finish_pend(c, p);
         } else if (magic == NBD_STRUCT_REPLY_MAGIC && c->structured) {
             unsigned char rest[16];
             if ((r = net_read(s, rest, 16)) != NET_OK) {
-                kill_conn(c, VD_E_NET_LOST, "%s", r == NET_EOF ? "server closed the connection"
+                net_pipe_kill(&c->pp, VD_E_NET_LOST, "%s", r == NET_EOF ? "server closed the connection"
                                                               : vd_err_msg());
                 break;
             }
             struct nbd_chunk ch;
             nbd_dec_chunk_rest(rest, &ch);
-            pthread_mutex_lock(&c->lock);
-            c->last_rx = net_now_ms();
+            pthread_mutex_lock(&c->pp.lock);
+            c->pp.last_rx = net_now_ms();
             struct pend *p = lookup_locked(c, ch.cookie);
             if (p)
-                p->claimed = 1;
-            pthread_mutex_unlock(&c->lock);
+                p->q.claimed = 1;
+            pthread_mutex_unlock(&c->pp.lock);
             if (!p) {
-                kill_conn(c, VD_E_NET_LOST, "server %s: protocol error: reply for unknown "
+                net_pipe_kill(&c->pp, VD_E_NET_LOST, "server %s: protocol error: reply for unknown "
                           "request %llu", s->peer, (unsigned long long)ch.cookie);
                 break;
             }
@@ -823,14 +713,10 @@ static void *reader_main(void *arg)
             if (ch.flags & NBD_REPLY_FLAG_DONE) {
                 finish_pend(c, p);
             } else {
-                pthread_mutex_lock(&c->lock);
-                p->claimed = 0;
-                if (c->dead)
-                    complete_locked(c, p, c->dead_rc, c->dead_msg);
-                pthread_mutex_unlock(&c->lock);
+                net_pipe_release(&c->pp, &p->q);
             }
         } else {
-            kill_conn(c, VD_E_NET_LOST, "server %s: protocol error: bad reply magic 0x%08x",
+            net_pipe_kill(&c->pp, VD_E_NET_LOST, "server %s: protocol error: bad reply magic 0x%08x",
                       s->peer, magic);
             break;
         }
@@ -838,37 +724,16 @@ static void *reader_main(void *arg)
     return NULL;
 }
 
-/* Queue p (part of batch b) and send its request. */
+/* Queue p (its batch set) and send its request. */
 static void submit(struct nbd_client *c, struct pend *p)
 {
-    pthread_mutex_lock(&c->lock);
-    p->b->remaining++;
-    while (!c->dead && c->ninflight >= c->max_inflight) {
-        struct timespec ts = abs_ms(c->timeout_ms);
-        if (pthread_cond_timedwait(&c->slot, &c->lock, &ts) == ETIMEDOUT &&
-            net_now_ms() - c->last_rx >= c->timeout_ms) {
-            char m[ERRMSG];
-            snprintf(m, sizeof m, "server %s: no reply for %d ms (timed out)", c->st.peer,
-                     c->timeout_ms);
-            kill_locked(c, VD_E_NET_LOST, m);
-        }
-    }
-    if (c->dead) {
-        p->b->remaining--;
-        if (p->b->rc == 0) {
-            p->b->rc = c->dead_rc;
-            snprintf(p->b->msg, sizeof p->b->msg, "%s", c->dead_msg);
-        }
-        pthread_mutex_unlock(&c->lock);
+    pthread_mutex_lock(&c->pp.lock);
+    if (net_pipe_add_locked(&c->pp, &p->q) < 0) {
+        pthread_mutex_unlock(&c->pp.lock);
         return;
     }
-    if (c->ninflight == 0)
-        c->last_rx = net_now_ms();    /* the clock starts with the first request */
     p->cookie = c->next_cookie++;
-    p->next = c->inflight;
-    c->inflight = p;
-    c->ninflight++;
-    pthread_mutex_unlock(&c->lock);
+    pthread_mutex_unlock(&c->pp.lock);
 
     unsigned char h[NBD_REQ_LEN];
     struct nbd_request rq = { p->flags, p->type, p->cookie, p->off, p->len };
@@ -878,33 +743,7 @@ static void submit(struct nbd_client *c, struct pend *p)
                        p->type == NBD_CMD_WRITE ? p->len : 0);
     pthread_mutex_unlock(&c->send_lock);
     if (r != NET_OK)
-        kill_conn(c, VD_E_NET_LOST, "%s", vd_err_msg());
-}
-
-static int wait_batch(struct nbd_client *c, struct batch *b)
-{
-    pthread_mutex_lock(&c->lock);
-    while (b->remaining > 0) {
-        struct timespec ts = abs_ms(c->timeout_ms);
-        int w = pthread_cond_timedwait(&b->cond, &c->lock, &ts);
-        if (w == ETIMEDOUT && b->remaining > 0 && !c->dead &&
-            net_now_ms() - c->last_rx >= c->timeout_ms) {
-            char m[ERRMSG];
-            snprintf(m, sizeof m, "server %s: no reply for %d ms (timed out)", c->st.peer,
-                     c->timeout_ms);
-            kill_locked(c, VD_E_NET_LOST, m);
-        }
-    }
-    pthread_mutex_unlock(&c->lock);
-    if (b->rc < 0)
-        return vd_err_set(-b->rc, "%s", b->msg);
-    return 0;
-}
-
-static void batch_init(struct batch *b)
-{
-    memset(b, 0, sizeof *b);
-    pthread_cond_init(&b->cond, &mono_attr);
+        net_pipe_kill(&c->pp, VD_E_NET_LOST, "%s", vd_err_msg());
 }
 
 /* One command over [off, off+len) split into requests of at most max_req. */
@@ -922,21 +761,18 @@ static int transfer(struct nbd_client *c, uint16_t type, uint16_t flags, void *b
     struct pend *ps = calloc(n, sizeof *ps);
     if (!ps)
         return vd_err_set(VD_E_NOMEM, "out of memory");
-    struct batch b;
-    batch_init(&b);
+    struct net_pipe_batch b;
+    net_pipe_batch_init(&b);
     for (size_t i = 0; i < n; i++) {
         uint64_t o = (uint64_t)i * step;
         ps[i] = (struct pend){ .type = type, .flags = flags, .off = off + o,
                                .len = (uint32_t)(len - o < step ? len - o : step),
-                               .buf = buf ? (char *)buf + o : NULL, .b = &b };
+                               .buf = buf ? (char *)buf + o : NULL, .q.b = &b };
         submit(c, &ps[i]);
-        pthread_mutex_lock(&c->lock);
-        int dead = c->dead;
-        pthread_mutex_unlock(&c->lock);
-        if (dead)
+        if (net_pipe_is_dead(&c->pp))
             break;
     }
-    int rc = wait_batch(c, &b);
+    int rc = net_pipe_wait(&c->pp, &b);
     pthread_cond_destroy(&b.cond);
     free(ps);
     return rc;
@@ -978,11 +814,11 @@ int nbd_client_flush(struct nbd_client *c)
     if (!(c->tflags & NBD_FLAG_SEND_FLUSH))
         return 0;       /* the server has no write cache to flush */
     struct pend p = { .type = NBD_CMD_FLUSH };
-    struct batch b;
-    batch_init(&b);
-    p.b = &b;
+    struct net_pipe_batch b;
+    net_pipe_batch_init(&b);
+    p.q.b = &b;
     submit(c, &p);
-    int rc = wait_batch(c, &b);
+    int rc = net_pipe_wait(&c->pp, &b);
     pthread_cond_destroy(&b.cond);
     return rc;
 }
@@ -1012,11 +848,11 @@ int nbd_client_block_status(struct nbd_client *c, uint64_t off, uint64_t len,
     if (off + q < c->size && q > align)
         q -= (off + q) % align;
     struct pend p = { .type = NBD_CMD_BLOCK_STATUS, .off = off, .len = (uint32_t)q };
-    struct batch b;
-    batch_init(&b);
-    p.b = &b;
+    struct net_pipe_batch b;
+    net_pipe_batch_init(&b);
+    p.q.b = &b;
     submit(c, &p);
-    int rc = wait_batch(c, &b);
+    int rc = net_pipe_wait(&c->pp, &b);
     pthread_cond_destroy(&b.cond);
     if (rc < 0) {
         free(p.ext);
@@ -1038,13 +874,13 @@ int nbd_client_close(struct nbd_client *c)
 {
     if (!c)
         return 0;
-    pthread_mutex_lock(&c->lock);
-    int was_dead = c->dead;
-    int rc = c->dead_rc;
+    pthread_mutex_lock(&c->pp.lock);
+    int was_dead = c->pp.dead;
+    int rc = c->pp.dead_rc;
     char msg[ERRMSG];
-    snprintf(msg, sizeof msg, "%s", c->dead_msg);
-    c->closing = 1;
-    pthread_mutex_unlock(&c->lock);
+    snprintf(msg, sizeof msg, "%s", c->pp.dead_msg);
+    c->pp.closing = 1;
+    pthread_mutex_unlock(&c->pp.lock);
     if (!was_dead) {
         unsigned char h[NBD_REQ_LEN];
         struct nbd_request rq = { 0, NBD_CMD_DISC, 0, 0, 0 };
@@ -1060,9 +896,9 @@ int nbd_client_close(struct nbd_client *c)
     if (c->reader_started)
         pthread_join(c->reader, NULL);
     net_close(&c->st);
-    pthread_mutex_destroy(&c->lock);
+    if (c->reader_started)
+        net_pipe_destroy(&c->pp);
     pthread_mutex_destroy(&c->send_lock);
-    pthread_cond_destroy(&c->slot);
     free(c->desc);
     free(c->name);
     free(c);
