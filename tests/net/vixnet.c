@@ -230,11 +230,13 @@ struct aslot {
 static void done_cb(void *data, VixError result)
 {
     struct aslot *s = data;
+    /* The slot is ours until busy is cleared: write outside the lock, so
+     * that completions do not queue behind each other's file writes. */
+    if (result == VIX_OK && s->fd >= 0 && !is_zero(s->buf, s->n * SECTOR))
+        write_full(s->fd, s->buf, s->n * SECTOR, (off_t)s->start * SECTOR);
     pthread_mutex_lock(s->lock);
     if (result != VIX_OK && *s->first == VIX_OK)
         *s->first = result;
-    if (result == VIX_OK && s->fd >= 0 && !is_zero(s->buf, s->n * SECTOR))
-        write_full(s->fd, s->buf, s->n * SECTOR, (off_t)s->start * SECTOR);
     s->busy = 0;
     (*s->outstanding)--;
     pthread_cond_broadcast(s->cond);
