@@ -6,7 +6,7 @@
 #
 # A BENCH_SIZE vmfs (flat) disk of random data sits on vcsim's datastore as
 # the VM's disk; tickets come from vcsim, tests/nfc/nfcd serves NFC (with
-# its log on /dev/null) and `vddk serve` serves the same file over NBD.
+# --quiet: no line per frame) and `vddk serve` serves the same file over NBD.
 # Each timed run is the whole command, start to exit, its output made
 # durable (sync of the output file); runs are paired and medians printed.
 #   1. read:  vixnet aread depth 16, 1 MiB requests, NFC nbd vs our NBD;
@@ -56,7 +56,7 @@ BYTES=$(stat -c %s "$VMDIR/b-flat.vmdk")
 vcsim_cmd "setdisk $VCSIM_VM $VCSIM_DISKKEY $REL/b.vmdk" >/dev/null
 
 "$NFCD" --listen 127.0.0.1:0 --port-file "$W/nport" --cert "$W/cert.pem" --key "$W/key.pem" \
-    --tickets "$W/tickets" --log /dev/null &
+    --tickets "$W/tickets" --log /dev/null --quiet &
 PIDS="$PIDS $!"
 "$VDDK" serve --datastore "ds=$VMDIR" --readonly --bind 127.0.0.1 --port 0 -q 2>"$W/serve.log" &
 PIDS="$PIDS $!"

@@ -16,7 +16,6 @@
 
 #include "vixdl.h"
 #include "../util/fileio.h"
-#include "../nfc/nfc_codec.h"
 #include "../nfc/vdisk_nfc.h"
 #include "../vmdk/vmdk.h"
 #include "../vsphere/vsphere.h"

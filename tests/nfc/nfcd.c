@@ -10,7 +10,7 @@
  *
  * Usage:
  *   nfcd --listen HOST:PORT --port-file FILE --cert CERT.pem --key KEY.pem
- *        --tickets DIR [--log FILE] [--fail SPEC]... [--no-shuffle]
+ *        --tickets DIR [--log FILE] [--fail SPEC]... [--no-shuffle] [--quiet]
  *        [--lib-version N] [--seed N] [--idle-timeout SEC]
  *
  *   --listen       address to bind (port 0: any free port)
@@ -27,6 +27,8 @@
  *                  bufSize), "NOTE:" (a tolerance or choice), "INJECT:"
  *                  (failure injection), "EOF:"/"LOST"/"TIMEOUT"; stderr when
  *                  absent
+ *   --quiet        log only violations, notes, injections and connection
+ *                  events, not every frame (benchmarks)
  *   --no-shuffle   read replies: fragments in order, one request at a time
  *                  (default: fragments of one request in random order, and
  *                  requests served by 4 workers so that opIds interleave)
@@ -466,8 +468,21 @@ static int g_next_id;
 
 /* ---- logging ------------------------------------------------------------ */
 
+static int g_quiet;
+
 static void vlogm(struct conn *c, const char *fmt, va_list ap)
 {
+    if (g_quiet) {
+        /* Frame lines start with "<" or ">" (and their fragments); keep
+         * everything else. */
+        char head[16];
+        va_list aq;
+        va_copy(aq, ap);
+        vsnprintf(head, sizeof head, fmt, aq);
+        va_end(aq);
+        if (head[0] == '<' || head[0] == '>')
+            return;
+    }
     pthread_mutex_lock(&log_lock);
     int64_t t = net_now_ms() - t0_ms;
     if (c)
@@ -2004,7 +2019,7 @@ static void on_signal(int sig)
 static void usage(void)
 {
     fprintf(stderr, "usage: nfcd --listen HOST:PORT --port-file FILE --cert CERT --key KEY "
-                    "--tickets DIR [--log FILE] [--fail SPEC]... [--no-shuffle] "
+                    "--tickets DIR [--log FILE] [--fail SPEC]... [--no-shuffle] [--quiet] "
                     "[--lib-version N] [--seed N] [--idle-timeout SEC]\n");
     exit(2);
 }
@@ -2133,6 +2148,10 @@ int main(int argc, char **argv)
         unsigned long long n;
         if (strcmp(a, "--no-shuffle") == 0) {
             opt.no_shuffle = 1;
+            continue;
+        }
+        if (strcmp(a, "--quiet") == 0) {
+            g_quiet = 1;
             continue;
         }
         if (!v)
