@@ -779,29 +779,50 @@ int nfc_client_flush(struct nfc_client *c)
     return net_pipe_drain_writes(&c->pp);
 }
 
+int nfc_client_ddb_get_many(struct nfc_client *c, const char *const *keys, size_t n,
+                            char **values)
+{
+    for (size_t i = 0; i < n; i++) {
+        values[i] = NULL;
+        const char *k = strncasecmp(keys[i], "ddb.", 4) == 0 ? keys[i] + 4 : keys[i];
+        if (!*k || strlen(k) > 1024)
+            return vd_err_set(VD_E_INVAL, "disk database key \"%s\" is not valid", keys[i]);
+    }
+    struct pend *ps = calloc(n ? n : 1, sizeof *ps);
+    if (!ps)
+        return vd_err_set(VD_E_NOMEM, "out of memory");
+    /* All requests in flight at once: one round trip for the lot. */
+    struct net_pipe_batch b;
+    net_pipe_batch_init(&b);
+    for (size_t i = 0; i < n; i++) {
+        const char *k = strncasecmp(keys[i], "ddb.", 4) == 0 ? keys[i] + 4 : keys[i];
+        unsigned char pl[NFC_DDB_LEN];
+        nfc_put_ddb(pl, c->handle, (uint32_t)strlen(k));
+        ps[i] = (struct pend){ .q.b = &b, .type = NFC_AIO_DDB_GET };
+        submit(c, &ps[i], pl, NFC_DDB_LEN, k, strlen(k), NULL, 0);
+        if (net_pipe_is_dead(&c->pp))
+            break;
+    }
+    int rc = net_pipe_wait(&c->pp, &b);
+    pthread_cond_destroy(&b.cond);
+    for (size_t i = 0; i < n; i++) {
+        struct pend *p = &ps[i];
+        if (rc == 0 && p->result && p->result_len && !memchr(p->result, 0, p->result_len))
+            values[i] = (char *)p->result;     /* absent: no value, or an empty one */
+        else
+            free(p->result);
+    }
+    free(ps);
+    return rc;
+}
+
 int nfc_client_ddb_get(struct nfc_client *c, const char *key, char **value)
 {
-    *value = NULL;
-    if (strncasecmp(key, "ddb.", 4) == 0)
-        key += 4;
-    size_t kl = strlen(key);
-    if (kl == 0 || kl > 1024)
-        return vd_err_set(VD_E_INVAL, "disk database key \"%s\" is not valid", key);
-    unsigned char pl[NFC_DDB_LEN];
-    nfc_put_ddb(pl, c->handle, (uint32_t)kl);
-    struct pend p = { .type = NFC_AIO_DDB_GET };
-    int rc = call(c, &p, pl, NFC_DDB_LEN, key, kl);
-    if (rc < 0) {
-        free(p.result);
-        return rc;
-    }
-    if (p.result_len == 0 || memchr(p.result, 0, p.result_len)) {
-        free(p.result);
+    int rc = nfc_client_ddb_get_many(c, &key, 1, value);
+    if (rc == 0 && !*value)
         return vd_err_set(VD_E_NOTFOUND_KEY, "NFC server %s: the disk database has no key %s",
-                          c->st.peer, key);
-    }
-    *value = (char *)p.result;
-    return 0;
+                          c->st.peer, strncasecmp(key, "ddb.", 4) == 0 ? key + 4 : key);
+    return rc;
 }
 
 int nfc_client_qab(struct nfc_client *c, uint64_t chunk_bytes, uint64_t start_bytes,

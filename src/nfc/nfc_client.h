@@ -76,6 +76,10 @@ int nfc_client_flush(struct nfc_client *c);
 /* A disk database value (key without "ddb."); VD_E_NOTFOUND_KEY when the
  * server says it is absent.  *value is malloc'd. */
 int nfc_client_ddb_get(struct nfc_client *c, const char *key, char **value);
+/* Several keys with all requests in flight at once; values[i] is NULL
+ * for an absent key. */
+int nfc_client_ddb_get_many(struct nfc_client *c, const char *const *keys, size_t n,
+                            char **values);
 /* Allocation of count chunks of chunk_bytes from start_bytes (aligned):
  * *bitmap (malloc'd) has one bit per chunk, LSB first, 1 = allocated. */
 int nfc_client_qab(struct nfc_client *c, uint64_t chunk_bytes, uint64_t start_bytes,

@@ -236,18 +236,10 @@ int vdisk_is_nfc(const struct vdisk *d)
     return d && (d->ops == &nbd_ops || d->ops == &nbdssl_ops);
 }
 
-/* Read the disk database keys GetInfo needs (all requests in flight
- * together would need threads; they are few and small). */
+/* Read the disk database keys GetInfo needs, all in one round trip. */
 static int read_ddb(struct nv *n)
 {
-    for (size_t i = 0; i < NKEYS; i++) {
-        int rc = nfc_client_ddb_get(n->c, known_keys[i], &n->ddb[i]);
-        if (rc == -VD_E_NOTFOUND_KEY)
-            continue;
-        if (rc < 0)
-            return rc;
-    }
-    return 0;
+    return nfc_client_ddb_get_many(n->c, known_keys, NKEYS, n->ddb);
 }
 
 int vdisk_from_nfc(struct nfc_client *c, const char *path, int rw, int codec,
