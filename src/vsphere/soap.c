@@ -3,6 +3,7 @@
  * libxml2 by local name (servers differ in the prefixes they use). */
 #include <libxml/parser.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -194,6 +195,53 @@ static int fault_to_err(struct vs_session *s, xmlNode *fault, const char *method
     return rc;
 }
 
+int vs_soap_parse(struct vs_session *s, const char *method, const char *data, size_t n,
+                  long status, xmlDoc **docp, xmlNode **reply, int *relogin)
+{
+    *docp = NULL;
+    *reply = NULL;
+    xmlDoc *doc = data && n && n <= INT32_MAX
+                      ? xmlReadMemory(data, (int)n, "reply.xml", NULL,
+                                      XML_PARSE_NONET | XML_PARSE_NOBLANKS |
+                                      XML_PARSE_NOERROR | XML_PARSE_NOWARNING)
+                      : NULL;
+    xmlNode *root = doc ? xmlDocGetRootElement(doc) : NULL;
+    xmlNode *bodyn = root ? vs_xml_child(root, "Body") : NULL;
+    if (!bodyn) {
+        if (doc)
+            xmlFreeDoc(doc);
+        if (status == 401 || status == 403) {
+            *relogin = 1;
+            return vd_err_set(VD_E_AUTH, "server %s: %s: HTTP %ld (not logged in)", s->peer,
+                              method, status);
+        }
+        if (status == 404)
+            return vd_err_set(VD_E_NET_CONNECT, "server %s: no vSphere API at /sdk (HTTP 404); "
+                              "is this a vCenter or ESXi host?", s->peer);
+        return vd_err_set(VD_E_NET_CONNECT, "server %s: %s: the reply is not a SOAP envelope "
+                          "(HTTP %ld)", s->peer, method, status);
+    }
+    xmlNode *first = NULL;
+    for (xmlNode *c = bodyn->children; c; c = c->next)
+        if (c->type == XML_ELEMENT_NODE) {
+            first = c;
+            break;
+        }
+    if (first && strcmp((const char *)first->name, "Fault") == 0) {
+        int r = fault_to_err(s, first, method, relogin);
+        xmlFreeDoc(doc);
+        return r;
+    }
+    if (!first) {
+        xmlFreeDoc(doc);
+        return vd_err_set(VD_E_NET_CONNECT, "server %s: %s: empty SOAP body (HTTP %ld)",
+                          s->peer, method, status);
+    }
+    *docp = doc;
+    *reply = first;
+    return 0;
+}
+
 static int soap_once(struct vs_session *s, const char *method, const char *body, xmlDoc **docp,
                      xmlNode **reply, int *relogin)
 {
@@ -256,46 +304,9 @@ static int soap_once(struct vs_session *s, const char *method, const char *body,
         return vd_err_set(VD_E_NET_CONNECT, "server %s: %s: reply larger than %u MiB", s->peer,
                           method, MAX_REPLY >> 20);
     }
-    xmlDoc *doc = rb.p ? xmlReadMemory(rb.p, (int)rb.n, "reply.xml", NULL,
-                                       XML_PARSE_NONET | XML_PARSE_NOBLANKS |
-                                       XML_PARSE_NOERROR | XML_PARSE_NOWARNING)
-                       : NULL;
+    rc = vs_soap_parse(s, method, rb.p, rb.n, status, docp, reply, relogin);
     free(rb.p);
-    xmlNode *root = doc ? xmlDocGetRootElement(doc) : NULL;
-    xmlNode *bodyn = root ? vs_xml_child(root, "Body") : NULL;
-    if (!bodyn) {
-        if (doc)
-            xmlFreeDoc(doc);
-        if (status == 401 || status == 403) {
-            *relogin = 1;
-            return vd_err_set(VD_E_AUTH, "server %s: %s: HTTP %ld (not logged in)", s->peer,
-                              method, status);
-        }
-        if (status == 404)
-            return vd_err_set(VD_E_NET_CONNECT, "server %s: no vSphere API at /sdk (HTTP 404); "
-                              "is this a vCenter or ESXi host?", s->peer);
-        return vd_err_set(VD_E_NET_CONNECT, "server %s: %s: the reply is not a SOAP envelope "
-                          "(HTTP %ld)", s->peer, method, status);
-    }
-    xmlNode *first = NULL;
-    for (xmlNode *c = bodyn->children; c; c = c->next)
-        if (c->type == XML_ELEMENT_NODE) {
-            first = c;
-            break;
-        }
-    if (first && strcmp((const char *)first->name, "Fault") == 0) {
-        int r = fault_to_err(s, first, method, relogin);
-        xmlFreeDoc(doc);
-        return r;
-    }
-    if (!first) {
-        xmlFreeDoc(doc);
-        return vd_err_set(VD_E_NET_CONNECT, "server %s: %s: empty SOAP body (HTTP %ld)",
-                          s->peer, method, status);
-    }
-    *docp = doc;
-    *reply = first;
-    return 0;
+    return rc;
 }
 
 int vs_soap_call(struct vs_session *s, const char *method, const char *body, int no_relogin,

@@ -49,8 +49,8 @@ void vs_ticket_free(struct vs_ticket *t)
     memset(t, 0, sizeof *t);
 }
 
-static int parse_ticket(struct vs_session *s, const char *method, xmlNode *r,
-                        struct vs_ticket *t)
+int vs_parse_ticket(struct vs_session *s, const char *method, xmlNode *r,
+                    struct vs_ticket *t)
 {
     xmlNode *rv = vs_xml_child(r, "returnval");
     if (!rv)
@@ -123,7 +123,7 @@ int vs_nfc_ticket(struct vs_session *s, const char *vm, int disk_key, const char
         vd_err_prefix("NFC ticket (%s for VM %s)", method, vm);
         return rc;
     }
-    rc = parse_ticket(s, method, r, out);
+    rc = vs_parse_ticket(s, method, r, out);
     xmlFreeDoc(doc);
     if (rc < 0)
         vs_ticket_free(out);

@@ -63,6 +63,16 @@ char *vs_xml_escape(const char *s);
 int vs_soap_call(struct vs_session *s, const char *method, const char *body, int no_relogin,
                  xmlDoc **doc, xmlNode **reply);
 
+/* A reply's bytes (HTTP status) as soap_call sees them: the first element
+ * of the SOAP body in *reply, or a fault, a non-envelope or an empty body
+ * as a vd_err (*relogin set when a new login may help). */
+int vs_soap_parse(struct vs_session *s, const char *method, const char *data, size_t n,
+                  long status, xmlDoc **docp, xmlNode **reply, int *relogin);
+/* ---- ticket.c ---- */
+/* The HostServiceTicket in a ticket method's reply. */
+int vs_parse_ticket(struct vs_session *s, const char *method, xmlNode *reply,
+                    struct vs_ticket *t);
+
 /* libxml2 helpers: by local name, any namespace. */
 xmlNode *vs_xml_child(xmlNode *n, const char *name);
 xmlNode *vs_xml_next(xmlNode *n, const char *name);   /* next sibling of that name */
