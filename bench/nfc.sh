@@ -36,17 +36,15 @@ for f in "$VIXNET" "$VDDK" "$NFCD"; do
     [ -x "$f" ] || { echo "nfc.sh: build first (missing $f)" >&2; exit 1; }
 done
 . "$VSPHERELIB"
+. "$ROOT/tests/nfc/lib.sh"
 W=$(mktemp -d "${TMPDIR:-/tmp}/openvddk-bench.XXXXXX")
 PIDS=
-trap 'for p in $PIDS; do kill $p 2>/dev/null || true; done; vcsim_stop; rm -rf "$W"' EXIT
+trap 'for p in $PIDS; do kill $p 2>/dev/null || true; done; nfcd_stop; vcsim_stop; rm -rf "$W"' EXIT
 trap 'exit 130' INT TERM
 
-printf 'cn = nfc\nexpiration_days = 2\nsigning_key\nencryption_key\ntls_www_server\n' >"$W/c.info"
-certtool --generate-privkey --key-type=ecdsa --outfile "$W/key.pem" 2>/dev/null
-certtool --generate-self-signed --load-privkey "$W/key.pem" --template "$W/c.info" \
-    --outfile "$W/cert.pem" 2>/dev/null
+nfcd_cert "$W/pki"
 mkdir "$W/tickets"
-vcsim_start -user u -password p -nfc-cert "$W/cert.pem" -nfc-tickets "$W/tickets" || exit 1
+vcsim_start -user u -password p -nfc-cert "$W/pki/cert.pem" -nfc-tickets "$W/tickets" || exit 1
 vcsim_cmd "poweroff $VCSIM_VM" >/dev/null
 VMDIR=$(dirname "$(vcsim_path_local "$VCSIM_DISK")")
 REL="[$VCSIM_DS] $(basename "$VMDIR")"
@@ -55,17 +53,16 @@ head -c "$SIZE" /dev/urandom >"$VMDIR/b-flat.vmdk"
 BYTES=$(stat -c %s "$VMDIR/b-flat.vmdk")
 vcsim_cmd "setdisk $VCSIM_VM $VCSIM_DISKKEY $REL/b.vmdk" >/dev/null
 
-"$NFCD" --listen 127.0.0.1:0 --port-file "$W/nport" --cert "$W/cert.pem" --key "$W/key.pem" \
-    --tickets "$W/tickets" --log /dev/null --quiet &
-PIDS="$PIDS $!"
+NFCD_TICKET_DIR=$W/tickets NFCD_CERT_DIR=$W/pki nfcd_start --quiet ||
+    { echo "nfc.sh: nfcd did not start" >&2; exit 1; }
 "$VDDK" serve --datastore "ds=$VMDIR" --readonly --bind 127.0.0.1 --port 0 -q 2>"$W/serve.log" &
 PIDS="$PIDS $!"
 i=0
-until [ -s "$W/nport" ] && grep -q "listening on" "$W/serve.log"; do
+until grep -q "listening on" "$W/serve.log"; do
     i=$((i + 1)); [ $i -lt 300 ] || { echo "nfc.sh: a server did not start" >&2; exit 1; }
     sleep 0.1
 done
-NPORT=$(cat "$W/nport")
+NPORT=$NFCD_PORT
 SPORT=$(grep -o 'listening on [^ ]*' "$W/serve.log" | head -n 1 | sed 's/.*://')
 printf 'vixDiskLib.nfcAio.Session.BufSizeIn64KB = 16\n' >"$W/big.cfg"
 export VIXNET_PASSWORD=p
@@ -101,7 +98,7 @@ for i in $(seq "$RUNS"); do
 done
 rm -f "$OUT"
 OUT=$(mktemp /dev/shm/openvddk-bench.XXXXXX)
-trap 'rm -f "$OUT"; for p in $PIDS; do kill $p 2>/dev/null || true; done; vcsim_stop; rm -rf "$W"' EXIT
+trap 'rm -f "$OUT"; for p in $PIDS; do kill $p 2>/dev/null || true; done; nfcd_stop; vcsim_stop; rm -rf "$W"' EXIT
 for i in $(seq "$RUNS"); do
     # shellcheck disable=SC2086
     t d1 $VX -b 128 aread "$REL/b.vmdk" "$OUT" 1

@@ -54,17 +54,7 @@ struct nbd_client {
 
 /* ---- negotiation helpers ------------------------------------------------------ */
 
-static int proto_err(struct net_stream *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static int proto_err(struct net_stream *s, const char *fmt, ...)
-{
-    char m[400];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(m, sizeof m, fmt, ap);
-    va_end(ap);
-    return vd_err_set(VD_E_NET_CONNECT, "server %s: protocol error: %s", s->peer, m);
-}
+#define proto_err(s, ...) net_proto_err(s, "server", __VA_ARGS__)
 
 static int io_fail(struct net_stream *s, int r, const char *when)
 {

@@ -7,6 +7,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -207,6 +208,16 @@ int net_skip(struct net_stream *s, uint64_t n)
         n -= k;
     }
     return NET_OK;
+}
+
+int net_proto_err(const struct net_stream *s, const char *who, const char *fmt, ...)
+{
+    char m[400];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(m, sizeof m, fmt, ap);
+    va_end(ap);
+    return vd_err_set(VD_E_NET_CONNECT, "%s %s: protocol error: %s", who, s->peer, m);
 }
 
 void net_shutdown(struct net_stream *s)

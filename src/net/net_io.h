@@ -39,6 +39,10 @@ int net_write(struct net_stream *s, const void *buf, size_t len);
 /* Two buffers as one message (header + data), in one system call when
  * the stream is plain. */
 int net_write2(struct net_stream *s, const void *a, size_t alen, const void *b, size_t blen);
+/* Record a protocol violation by the peer of s as VD_E_NET_CONNECT:
+ * "WHO PEER: protocol error: ..." (who: "server", "NFC server"). */
+int net_proto_err(const struct net_stream *s, const char *who, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 /* Read and drop n bytes. */
 int net_skip(struct net_stream *s, uint64_t n);
 /* Shut down both directions (wakes a thread blocked in net_read). */

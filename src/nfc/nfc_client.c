@@ -79,18 +79,7 @@ static int c_write2(struct nfc_client *c, const void *a, size_t alen, const void
     return r;
 }
 
-static int proto_err(struct net_stream *s, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static int proto_err(struct net_stream *s, const char *fmt, ...)
-{
-    char m[400];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(m, sizeof m, fmt, ap);
-    va_end(ap);
-    return vd_err_set(VD_E_NET_CONNECT, "NFC server %s: protocol error: %s", s->peer, m);
-}
+#define proto_err(s, ...) net_proto_err(s, "NFC server", __VA_ARGS__)
 
 /* A failed read during the handshake: EOF is the server hanging up. */
 static int hs_io_fail(struct net_stream *s, int r, const char *when)
@@ -436,8 +425,7 @@ static int reader_violation(struct nfc_client *c, struct pend *p, const char *fm
     return -1;
 }
 
-static int reader_read(struct nfc_client *c, struct pend *p, void *buf, size_t len,
-                       const char *what)
+static int reader_read(struct nfc_client *c, struct pend *p, void *buf, size_t len)
 {
     int r = c_read(c, buf, len);
     if (r == NET_OK) {
@@ -447,7 +435,6 @@ static int reader_read(struct nfc_client *c, struct pend *p, void *buf, size_t l
     char why[ERRMSG];
     snprintf(why, sizeof why, "%s", r == NET_EOF ? "the server closed the connection"
                                                  : vd_err_msg());
-    (void)what;
     lost(c, why);
     if (p)
         net_pipe_fail_claimed(&c->pp, &p->q);
@@ -476,7 +463,7 @@ static int io_reply(struct nfc_client *c, struct pend *p, const unsigned char *p
                                 p->op, f.frag_off);
     unsigned char *dst = p->dst + f.frag_off;
     if (f.codec == NFC_CODEC_RAW) {
-        if (reader_read(c, p, dst, f.frag_len, "read data") < 0)
+        if (reader_read(c, p, dst, f.frag_len) < 0)
             return -1;
     } else {
         if (f.extra > c->scratch_len) {
@@ -488,7 +475,7 @@ static int io_reply(struct nfc_client *c, struct pend *p, const unsigned char *p
             c->scratch = n;
             c->scratch_len = f.extra;
         }
-        if (reader_read(c, p, c->scratch, f.extra, "read data") < 0)
+        if (reader_read(c, p, c->scratch, f.extra) < 0)
             return -1;
         if (nfc_decode((int)f.codec, c->scratch, f.extra, dst, f.frag_len) < 0)
             return reader_violation(c, p, "read reply for opId %u: %s fragment at %u: %s",
@@ -510,7 +497,7 @@ static int result_reply(struct nfc_client *c, struct pend *p, size_t len)
     p->result = malloc(len + 1);
     if (!p->result)
         return reader_violation(c, p, "out of memory for a %zu-byte reply", len);
-    if (reader_read(c, p, p->result, len, "reply data") < 0)
+    if (reader_read(c, p, p->result, len) < 0)
         return -1;
     p->result[len] = 0;
     p->result_len = len;
@@ -525,7 +512,7 @@ static void *reader_main(void *arg)
         unsigned char h[NFC_HDR_LEN], pl[MAX_ERROR_PAYLOAD];
         struct nfc_hdr hd;
         char nb[16], nb2[16];
-        if (reader_read(c, NULL, h, sizeof h, "reply header") < 0)
+        if (reader_read(c, NULL, h, sizeof h) < 0)
             break;
         if (nfc_get_hdr(h, &hd) < 0) {
             reader_violation(c, NULL, "invalid message header magic 0x%08x", nfc_get32(h));
@@ -546,7 +533,7 @@ static void *reader_main(void *arg)
                 reader_violation(c, p, "ERROR frame of %u bytes", hd.size);
                 break;
             }
-            if (reader_read(c, p, pl, hd.size, "error frame") < 0)
+            if (reader_read(c, p, pl, hd.size) < 0)
                 break;
             server_error(c, p->type, nfc_get_error_code(pl, hd.size));
             char m[ERRMSG];
@@ -560,7 +547,7 @@ static void *reader_main(void *arg)
                              nfc_aio_name(p->type, nb2));
             break;
         }
-        if (reader_read(c, p, pl, hd.size, "reply") < 0)
+        if (reader_read(c, p, pl, hd.size) < 0)
             break;
         int rc = 0, last = 0;
         switch (p->type) {

@@ -32,7 +32,7 @@ struct vixdl_vsphere {
     /* NFC: where and how. */
     unsigned nfc_port;                 /* ConnectParams.nfcHostPort; 0: the ticket's */
     unsigned lib_version;              /* the host's NFC library version; 0: not asked yet */
-    struct vs_conf conf;               /* timeouts, trust (strings not kept) */
+    int verify_chain, connect_timeout_ms, read_timeout_ms;
     char *ca_file;
     uint32_t buf_size, buf_count;
 };
@@ -185,11 +185,12 @@ VixError vixdl_vsphere_connect(const VixDiskLibConnectParams *cp, const char *sn
         free(v);
         return e;
     }
-    vixdl_vsphere_conf(cp, &v->conf);
-    v->ca_file = v->conf.ca_file ? vd_strdup(v->conf.ca_file) : NULL;
-    v->conf = (struct vs_conf){ .verify_chain = v->conf.verify_chain,
-                                .connect_timeout_ms = v->conf.connect_timeout_ms,
-                                .read_timeout_ms = v->conf.read_timeout_ms };
+    struct vs_conf conf;
+    vixdl_vsphere_conf(cp, &conf);
+    v->ca_file = conf.ca_file ? vd_strdup(conf.ca_file) : NULL;
+    v->verify_chain = conf.verify_chain;
+    v->connect_timeout_ms = conf.connect_timeout_ms;
+    v->read_timeout_ms = conf.read_timeout_ms;
     v->nfc_port = cp->nfcHostPort;
     long bs = vixdl_config_long("vixDiskLib.nfcAio.Session.BufSizeIn64KB", 1);
     long bc = vixdl_config_long("vixDiskLib.nfcAio.Session.BufCount", 4);
@@ -258,10 +259,10 @@ static int open_nfc(struct vixdl_vsphere *v, const struct vs_vm *vm, const struc
     struct nfc_params p = {
         .host = host, .port = v->nfc_port ? v->nfc_port : t.port, .ssl = ssl,
         .service = t.service, .session = t.session, .thumbprint = t.thumbprint,
-        .ca_file = v->ca_file, .verify_chain = v->conf.verify_chain,
+        .ca_file = v->ca_file, .verify_chain = v->verify_chain,
         .lib_version = v->lib_version, .buf_size = v->buf_size, .buf_count = v->buf_count,
-        .connect_timeout_ms = v->conf.connect_timeout_ms,
-        .read_timeout_ms = v->conf.read_timeout_ms,
+        .connect_timeout_ms = v->connect_timeout_ms,
+        .read_timeout_ms = v->read_timeout_ms,
     };
     vixdl_log("Open: %s: NFC ticket for %s:%u (service %s, %s), %s", path, host, p.port,
               t.service, rw ? "read-write" : "read-only", ssl ? "nbdssl" : "nbd");

@@ -6,7 +6,10 @@
 #   nfcd_start [NFCD ARGS...]      start nfcd on 127.0.0.1 (any free port) with
 #                                  a fresh ticket dir, log and port file; exports
 #                                  NFCD_PORT NFCD_TICKETS NFCD_LOG NFCD_PID
-#                                  NFCD_CERT NFCD_SHA1 NFCD_DIR
+#                                  NFCD_CERT NFCD_SHA1 NFCD_DIR.  Set
+#                                  NFCD_TICKET_DIR to serve the tickets another
+#                                  program (vcsim) writes there, NFCD_CERT_DIR
+#                                  to use its cert.pem/key.pem (nfcd_cert)
 #   nfcd_stop                      SIGTERM, wait (bounded), sets NFCD_STATUS
 #                                  (exit status; 0 expected); idempotent, for
 #                                  an EXIT trap; removes NFCD_DIR unless
@@ -63,14 +66,15 @@ nfcd_start() {
     [ -n "$NFCD" ] || { echo "nfcd_start: NFCD is not set" >&2; return 1; }
     nfcd_stop   # one instance at a time
     NFCD_DIR=$(mktemp -d "${TMPDIR:-/tmp}/nfcd.XXXXXX")
-    NFCD_TICKETS=$NFCD_DIR/tickets
+    NFCD_TICKETS=${NFCD_TICKET_DIR:-$NFCD_DIR/tickets}
     NFCD_LOG=$NFCD_DIR/nfcd.log
-    NFCD_CERT=$NFCD_DIR/cert.pem
+    _nc=${NFCD_CERT_DIR:-$NFCD_DIR}
+    NFCD_CERT=$_nc/cert.pem
     mkdir -p "$NFCD_TICKETS"
-    nfcd_cert "$NFCD_DIR"
+    [ -n "${NFCD_CERT_DIR:-}" ] || nfcd_cert "$NFCD_DIR"
     NFCD_SHA1=$(_nfcd_fp "$NFCD_CERT" sha1)
     "$NFCD" --listen 127.0.0.1:0 --port-file "$NFCD_DIR/port" --cert "$NFCD_CERT" \
-        --key "$NFCD_DIR/key.pem" --tickets "$NFCD_TICKETS" --log "$NFCD_LOG" "$@" \
+        --key "$_nc/key.pem" --tickets "$NFCD_TICKETS" --log "$NFCD_LOG" "$@" \
         </dev/null >"$NFCD_DIR/stdout" 2>"$NFCD_DIR/stderr" &
     NFCD_PID=$!
     _ni=0

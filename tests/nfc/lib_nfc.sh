@@ -17,60 +17,43 @@ set -eu
 NAME=lib_nfc
 : "${VSPHERELIB:?}" "${VCSIM:?}" "${VIXNET:?}" "${VDDK:?}" "${NFCD:?}"
 . "$VSPHERELIB"
-die() { echo "$NAME: FAIL: $*" >&2; [ -f "${W:-/}/nfcd.log" ] && tail -20 "$W/nfcd.log" >&2; exit 1; }
+die() { echo "$NAME: FAIL: $*" >&2; [ -f "${NFCD_LOG:-/}" ] && tail -20 "$NFCD_LOG" >&2; exit 1; }
 log() { echo "$NAME: $*" >&2; }
 for t in qemu-img certtool python3; do
     command -v $t >/dev/null 2>&1 || { log "SKIP: $t missing"; exit 77; }
 done
 
+. "$(dirname "$0")/lib.sh"
 W=$(mktemp -d "${TMPDIR:-/tmp}/openvddk-nfc.XXXXXX")
-NFCD_PID=
-stop_nfcd() {
-    if [ -n "$NFCD_PID" ]; then
-        kill "$NFCD_PID" 2>/dev/null || true
-        wait "$NFCD_PID" 2>/dev/null || true
-        NFCD_PID=
-    fi
-}
-trap 'stop_nfcd; vcsim_stop; rm -rf "$W"' EXIT
+trap 'nfcd_stop; vcsim_stop; rm -rf "$W"' EXIT
 trap 'exit 130' INT TERM HUP
 T=${NFC_TIMEOUT:-120}
 
-mkcert() {    # mkcert NAME: $W/NAME-cert.pem, $W/NAME-key.pem
-    printf 'cn = nfc-%s\nexpiration_days = 30\nsigning_key\nencryption_key\ntls_www_server\n' \
-        "$1" >"$W/$1.info"
-    certtool --generate-privkey --key-type=ecdsa --outfile "$W/$1-key.pem" 2>/dev/null
-    certtool --generate-self-signed --load-privkey "$W/$1-key.pem" --template "$W/$1.info" \
-        --outfile "$W/$1-cert.pem" 2>/dev/null
-    [ -s "$W/$1-cert.pem" ] || die "certtool made no certificate"
-}
-# start_nfcd [nfcd options...]: serve the tickets vcsim writes, with cert "a"
-# (unless the options name another); sets NPORT.
-start_nfcd() {
-    stop_nfcd
-    rm -f "$W/port"
-    "$NFCD" --listen 127.0.0.1:0 --port-file "$W/port" --cert "$W/a-cert.pem" \
-        --key "$W/a-key.pem" --tickets "$W/tickets" --log "$W/nfcd.log" "$@" &
-    NFCD_PID=$!
-    i=0
-    while [ ! -s "$W/port" ]; do
-        i=$((i + 1))
-        [ $i -lt 100 ] && kill -0 "$NFCD_PID" 2>/dev/null || die "nfcd did not start"
-        sleep 0.1
-    done
-    NPORT=$(cat "$W/port")
-}
+# nfcd must log no violation and exit cleanly; checked before each restart.
 violations() {
-    if grep -q VIOLATION "$W/nfcd.log" 2>/dev/null; then
-        grep VIOLATION "$W/nfcd.log" | head -5 >&2
+    if [ -n "${NFCD_LOG:-}" ] && [ -n "$(nfcd_violations)" ]; then
+        nfcd_violations | head -5 >&2
         die "nfcd logged protocol violations ($1)"
     fi
 }
+# start_nfcd [nfcd options...]: serve the tickets vcsim writes, with
+# certificate $CERT (the one vcsim's tickets name unless a test says
+# otherwise); sets NPORT.
+CERT=$W/a
+TICKETS=
+start_nfcd() {
+    violations "before a restart"
+    nfcd_stop
+    [ "${NFCD_STATUS:-0}" = 0 ] || die "nfcd exited with status $NFCD_STATUS"
+    NFCD_TICKET_DIR=${TICKETS:-$W/tickets} NFCD_CERT_DIR=$CERT nfcd_start "$@" ||
+        die "nfcd did not start"
+    NPORT=$NFCD_PORT
+}
 
-mkcert a
-mkcert b
+nfcd_cert "$W/a"
+nfcd_cert "$W/b"
 mkdir "$W/tickets"
-vcsim_start -user vuser -password 'pa ss' -nfc-cert "$W/a-cert.pem" \
+vcsim_start -user vuser -password 'pa ss' -nfc-cert "$W/a/cert.pem" \
     -nfc-tickets "$W/tickets" || exit $?
 DS=$VCSIM_DS
 VMDIR=$(dirname "$(vcsim_path_local "$VCSIM_DISK")")
@@ -237,18 +220,15 @@ log "vddk info, clone to local (backup) and clone --overwrite into the VM's disk
 
 # ---- errors ------------------------------------------------------------------------------
 # The certificate on 902 is not the one the ticket names.
-start_nfcd --cert "$W/b-cert.pem" --key "$W/b-key.pem"
+CERT=$W/b
+start_nfcd
 expect 30201 "thumbprint mismatch" -- vx -m nbdssl info "$D"
-start_nfcd
+CERT=$W/a
 # A ticket the host does not know (as a used one): vcsim writes it elsewhere.
-stop_nfcd
-"$NFCD" --listen 127.0.0.1:0 --port-file "$W/port2" --cert "$W/a-cert.pem" \
-    --key "$W/a-key.pem" --tickets "$W/tickets-none" --log "$W/nfcd2.log" &
-NFCD_PID=$!
-while [ ! -s "$W/port2" ]; do sleep 0.1; done
-NPORT=$(cat "$W/port2")
-expect 35 "refused the ticket" -- vx -m nbd info "$D"
+TICKETS=$W/tickets-none
 start_nfcd
+expect 35 "refused the ticket" -- vx -m nbd info "$D"
+TICKETS=
 # Drops at every step of the handshake.
 for step in accept tls1 session banner proxy tls2 classic aio open; do
     start_nfcd --fail close-at=$step
@@ -279,6 +259,7 @@ until grep -q reading "$W/loop.out" 2>/dev/null; do
     i=$((i + 1)); [ $i -lt 300 ] || die "readloop did not start: $(cat "$W/loop.err")"
     sleep 0.1
 done
+violations "before the kill"
 kill -9 "$NFCD_PID"; wait "$NFCD_PID" 2>/dev/null || true; NFCD_PID=
 rc=0; wait $LOOP || rc=$?
 [ $rc != 0 ] && grep -q "error 14014:" "$W/loop.err" ||
@@ -287,7 +268,7 @@ log "a drop mid-read, ERROR frames (read, write, open), a stalled reply, a host 
 
 # ---- direct ESXi: tickets without a host field, dialed at the server --------------------
 vcsim_stop
-vcsim_start -esx -user vuser -password 'pa ss' -nfc-cert "$W/a-cert.pem" \
+vcsim_start -esx -user vuser -password 'pa ss' -nfc-cert "$W/a/cert.pem" \
     -nfc-tickets "$W/tickets" || exit $?
 VMDIR=$(dirname "$(vcsim_path_local "$VCSIM_DISK")")
 VMREL=$(basename "$VMDIR")
@@ -299,7 +280,7 @@ start_nfcd
 want "$VMDIR/e.vmdk"
 vx -m nbdssl read "[$VCSIM_DS] $VMREL/e.vmdk" "$W/got.raw" || die "esx read"
 cmp "$W/want.raw" "$W/got.raw" || die "esx: read differs"
-grep -q "PROXY nfcssl" "$W/nfcd.log" || die "esx: service was not nfcssl"
+grep -q "PROXY nfcssl" "$NFCD_LOG" || die "esx: service was not nfcssl"
 violations esx
 log "direct ESXi tickets (no host, service nfc)"
 log "PASS"
