@@ -548,6 +548,7 @@ int sx_check(struct sx *x, uint64_t desc_sectors, int repair, int structural_onl
 
     /* 3. Entries. */
     int need_zero_flag = 0;
+    uint64_t lagging = 0;       /* redundant entries behind a valid primary, unclean */
     for (uint64_t i = 0; i < x->n_gd; i++) {
         uint32_t *P = x->gt[i], *Q = x->rgt ? x->rgt[i] : NULL;
         if (!P && !Q)
@@ -564,10 +565,20 @@ int sx_check(struct sx *x, uint64_t desc_sectors, int repair, int structural_onl
                 int pv = p <= 1 || (p >= x->h.overhead && IN_FILE(p));
                 int qv = q <= 1 || (q >= x->h.overhead && IN_FILE(q));
                 v = pv ? p : qv ? q : 0;
-                finding(r, fx, "grain %" PRIu64 ": primary entry %" PRIu32 " and redundant "
-                        "entry %" PRIu32 " disagree%s%s", g, p, q,
-                        repair ? "; keeping " : "",
-                        repair ? (pv ? "the primary" : qv ? "the redundant" : "neither") : "");
+                /* An extent left unclean may have been stopped between
+                 * the primary and the redundant write of a table: a valid
+                 * primary entry is then the newer one (it is what reads
+                 * use), the lag is part of the unclean shutdown, and any
+                 * rewrite of the table brings the redundant copy level.
+                 * (Maintenance, structural_only, still wants them equal.) */
+                if (x->h.unclean && pv && !structural_only)
+                    lagging++;
+                else
+                    finding(r, fx, "grain %" PRIu64 ": primary entry %" PRIu32 " and "
+                            "redundant entry %" PRIu32 " disagree%s%s", g, p, q,
+                            repair ? "; keeping " : "",
+                            repair ? (pv ? "the primary" : qv ? "the redundant" : "neither")
+                                   : "");
                 x->dirty[i] = 1;
             }
             if (v == 1 && !(x->h.flags & KDMV_FLAG_ZERO_GTE))
@@ -677,7 +688,9 @@ int sx_check(struct sx *x, uint64_t desc_sectors, int repair, int structural_onl
         }
     }
     if (!structural_only && x->h.unclean) {
-        finding(r, fx, "uncleanShutdown is set (the extent was not closed cleanly)");
+        finding(r, fx, "uncleanShutdown is set (the extent was not closed cleanly)%s",
+                lagging ? "; the redundant grain tables lag behind the primary ones "
+                          "(an interrupted table write)" : "");
         if (repair) {
             x->h.unclean = 0;
             hdr_dirty = 1;

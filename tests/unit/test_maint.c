@@ -277,6 +277,40 @@ static void test_shrink_keeps_unclean(void **state)
     tu_shadow_free(&s);
 }
 
+/* An unclean extent whose redundant table lags behind a valid primary (a
+ * write stopped between the two copies) is one problem, the unclean
+ * shutdown; repair levels the copies.  A clean extent with the same lag
+ * reports the disagreement itself. */
+static void test_check_unclean_lag(void **state)
+{
+    const char *p = tu_path("d.vmdk");
+    struct tu_shadow s;
+    make_sparse_with_zeros(p, 4 * MiB, &s);
+    struct tu_sparse_hdr h;
+    tu_read_sparse_hdr(p, &h);
+    uint64_t g = 0;
+    while (tu_gte(p, &h, g, 0) <= 1)
+        g++;
+    tu_set_gte(p, &h, g, 1, 0);
+    struct findings f;
+    memset(&f, 0, sizeof f);
+    struct vmdk_check_result r;
+    TU_OK(vmdk_check(p, 0, collect, &f, &r));
+    assert_int_equal(r.problems, 1);
+    assert_non_null(strstr(f.all, "disagree"));
+    tu_put_u8(p, TU_H_UNCLEAN, 1);
+    memset(&f, 0, sizeof f);
+    TU_OK(vmdk_check(p, 0, collect, &f, &r));
+    assert_int_equal(r.problems, 1);
+    assert_non_null(strstr(f.all, "lag behind"));
+    assert_null(strstr(f.all, "disagree"));
+    check_finds_and_repairs(p, "uncleanShutdown");
+    tu_read_sparse_hdr(p, &h);
+    assert_int_equal(tu_gte(p, &h, g, 1), tu_gte(p, &h, g, 0));
+    verify_path(p, 0, &s);
+    tu_shadow_free(&s);
+}
+
 static void test_shrink_child(void **state)
 {
     const char *base = tu_path("base.vmdk"), *child = tu_path("child.vmdk");
@@ -1220,6 +1254,7 @@ int main(void)
         T(test_defrag_busy),
         T(test_defrag_kill),
         T(test_shrink_kill),
+        T(test_check_unclean_lag),
         T(test_grow_sparse),
         T(test_grow_types),
         T(test_grow_refusals),
