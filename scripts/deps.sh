@@ -27,6 +27,7 @@ golang-github-google-uuid-dev
 curl
 libcurl4-gnutls-dev
 libxml2-dev
+libjson-c-dev
 "
 
 missing=""

@@ -100,6 +100,29 @@ typedef struct {
 VixError vddk_disk_get_link_info(VixDiskLibHandle handle, int link, vddk_link_info **info);
 void vddk_disk_free_link_info(vddk_link_info *info);
 
+/* Create childPath as a delta disk (monolithicSparse or twoGbMaxExtentSparse)
+ * of the local disk at parentPath, as VixDiskLib_CreateChild does, but with
+ * the parentFileNameHint chosen: parentHint NULL writes it as VMware does
+ * (the bare name in the same directory, else an absolute path); a relative
+ * hint ("../base/disk.vmdk") keeps the chain valid when both directories
+ * move together, and must lead from childPath's directory to parentPath. */
+VixError vddk_disk_create_child(const char *parentPath, const char *childPath,
+                                VixDiskLibDiskType diskType, const char *parentHint);
+
+/* ---- one-pass streamOptimized writer --------------------------------------
+ * A new local streamOptimized disk written in one pass from data the caller
+ * pushes at increasing offsets (a backup writing what it reads).  Calls on
+ * one stream must not run concurrently. */
+typedef struct vddk_disk_stream vddk_disk_stream;
+/* Start writing path as a new streamOptimized disk described by params
+ * (diskType must be VIXDISKLIB_DISK_STREAM_OPTIMIZED; capacity in sectors; adapterType, hwVersion as VixDiskLib_Create).
+ * Nothing appears at path until vddk_disk_stream_close commits: the file is built under a hidden temporary name in the same directory. path existing already -> VIX_E_FILE_ALREADY_EXISTS. */
+VixError vddk_disk_stream_create(const char *path, const VixDiskLibCreateParams *params, vddk_disk_stream **out);
+/* Data at byte offset off, len bytes. Offsets must not go backwards: off >= end of the previous write (gaps read back as zeros); any byte alignment (partial grains are buffered; a grain is complete when the next write starts past it or at close).  All-zero grains are not stored.  Compression (zlib format, libdeflate, same level as clone) runs on worker threads (one per core, at most 8); the call copies buf and returns; memory is bounded (a few MiB per worker).  Past the capacity -> error, nothing written. Going backwards -> VIX_E_INVALID_ARG with text. */
+VixError vddk_disk_stream_write(vddk_disk_stream *s, uint64 off, const void *buf, size_t len);
+/* commit TRUE: finish the file (grain tables, directory, footer, end-of-stream, header written last), make it durable (fsync file and directory) and link it at path; FALSE (or after any earlier error): remove everything.  Always frees s. */
+VixError vddk_disk_stream_close(vddk_disk_stream *s, Bool commit);
+
 /* ---- vSphere inventory --------------------------------------------------
  * What a user needs to find a disk to open on a vCenter or ESXi host: its
  * VMs, their snapshots and their disks.  cp names the server, credentials
@@ -111,6 +134,7 @@ typedef struct {
    char *name;
    char *createTime;             /* as the server gives it (xsd:dateTime) */
    uint32 depth;                 /* 0 for a root snapshot, 1 for its children, ... */
+   char *description;            /* the snapshot's description, or NULL when empty */
 } vddk_vsphere_snapshot;
 
 typedef struct {
@@ -138,6 +162,48 @@ typedef struct {
 VixError vddk_disk_vsphere_list(const VixDiskLibConnectParams *cp, const char *snapshotRef,
                                 vddk_vsphere_vm **vms, uint32 *count);
 void vddk_disk_vsphere_free(vddk_vsphere_vm *vms, uint32 count);
+
+/* A vSphere session kept open across several calls: the same log-in as
+ * ConnectEx with cp (server, port, thumbprint check, VIXDISKLIB_CRED_UID or
+ * VIXDISKLIB_CRED_SESSIONID); cp->vmxSpec is not used.  Close logs out
+ * when the session was made by open (not for an adopted session cookie).
+ * One session serves one thread at a time. */
+typedef struct vddk_vsphere_session vddk_vsphere_session;
+VixError vddk_disk_vsphere_session_open(const VixDiskLibConnectParams *cp,
+                                        vddk_vsphere_session **out);
+void vddk_disk_vsphere_session_close(vddk_vsphere_session *s);
+
+/* What vddk_disk_vsphere_list gives, on an open session: vmMoref NULL
+ * lists every VM, else that VM ("vm-57"; "moref=vm-57" also does), with
+ * its disks as of snapshotRef when that is not NULL. */
+VixError vddk_disk_vsphere_session_list(vddk_vsphere_session *s, const char *vmMoref,
+                                        const char *snapshotRef, vddk_vsphere_vm **vms,
+                                        uint32 *count);
+
+/* Take a snapshot of the VM (VirtualMachine.CreateSnapshot_Task with these
+ * name, description (may be NULL), memory and quiesce) and wait until the
+ * server's task ends.  *snapshotRef is the new snapshot's moref
+ * ("snapshot-12"); free it with free().  An unknown VM is
+ * VIX_E_OBJECT_NOT_FOUND; a fault of the task is an error whose text
+ * names the method, the VM and the fault. */
+VixError vddk_disk_vsphere_snapshot_create(vddk_vsphere_session *s, const char *vmMoref,
+                                           const char *name, const char *description,
+                                           Bool memory, Bool quiesce, char **snapshotRef);
+
+/* Delete a snapshot (VirtualMachineSnapshot.RemoveSnapshot_Task, its disks
+ * consolidated) and wait for the task; removeChildren also deletes the
+ * snapshots below it.  An unknown snapshot is VIX_E_OBJECT_NOT_FOUND. */
+VixError vddk_disk_vsphere_snapshot_remove(vddk_vsphere_session *s, const char *snapshotRef,
+                                           Bool removeChildren);
+
+/* The VM's configuration (its `config` property, VirtualMachineConfigInfo)
+ * as a JSON object, malloc'ed: free it with free().  Elements become keys;
+ * repeated elements and the known array properties (config.hardware.device,
+ * extraConfig, ...) become arrays; values are strings except booleans and
+ * integers the server typed as such; an object's vim25 type is its "_type"
+ * key ("VirtualDisk").  docs/vsphere.md has the details. */
+VixError vddk_disk_vsphere_vm_config(vddk_vsphere_session *s, const char *vmMoref,
+                                     char **json);
 
 /* The SHA-1 and SHA-256 thumbprints ("AB:CD:...", upper case) of the
  * certificate a TLS server presents on server:port (port 0: 443).  Nothing

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "vddk/disk.h"
+#include "disk_priv.h"
 
 #define EXPORT __attribute__((visibility("default")))
 #define SECTOR VIXDISKLIB_SECTOR_SIZE
@@ -41,6 +42,13 @@ static VixError set_err(VixError e, const char *what)
     char *t = VixDiskLib_GetErrorText(e, NULL);
     snprintf(last_msg, sizeof last_msg, "%s: %s", what, t ? t : "unknown error");
     VixDiskLib_FreeErrorText(t);
+    return e;
+}
+
+VixError disk_note_error(VixError e, const char *detail)
+{
+    last_err = e;
+    snprintf(last_msg, sizeof last_msg, "%s", detail);
     return e;
 }
 

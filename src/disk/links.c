@@ -72,3 +72,16 @@ EXPORT void vddk_disk_free_link_info(vddk_link_info *info)
     free(info->nasPlugin);
     free(info);
 }
+
+EXPORT VixError vddk_disk_create_child(const char *parentPath, const char *childPath,
+                                       VixDiskLibDiskType diskType, const char *parentHint)
+{
+    const char *op = "vddk_disk_create_child";
+    if (!parentPath || !childPath)
+        return vixdl_fail(op, VIX_E_INVALID_ARG, "parent and child paths are required");
+    if (diskType != VIXDISKLIB_DISK_MONOLITHIC_SPARSE && diskType != VIXDISKLIB_DISK_SPLIT_SPARSE)
+        return vixdl_fail(op, VIX_E_INVALID_ARG, "%s: a child disk must be monolithicSparse "
+                          "or twoGbMaxExtentSparse", childPath);
+    int rc = vmdk_create_child_hint(childPath, parentPath, (enum vmdk_type)diskType, parentHint);
+    return rc < 0 ? vixdl_fail_engine(op, rc) : VIX_OK;
+}

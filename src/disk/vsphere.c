@@ -23,6 +23,7 @@ static void free_vm(vddk_vsphere_vm *v)
         free(v->snapshots[i].moref);
         free(v->snapshots[i].name);
         free(v->snapshots[i].createTime);
+        free(v->snapshots[i].description);
     }
     free(v->snapshots);
     free(v->moref);
@@ -86,9 +87,114 @@ static int copy_vm(const struct vs_vm *src, vddk_vsphere_vm *v)
         o->moref = dup_or_null(src->snaps[i].moref, &ok);
         o->name = dup_or_null(src->snaps[i].name, &ok);
         o->createTime = dup_or_null(src->snaps[i].created, &ok);
+        o->description = dup_or_null(src->snaps[i].description, &ok);
         o->depth = (uint32)src->snaps[i].depth;
     }
     return ok ? 0 : -1;
+}
+
+/* ---- sessions ---------------------------------------------------------- */
+
+struct vddk_vsphere_session {
+    struct vs_session *s;
+};
+
+/* Failures of the session calls: an unknown VM or snapshot is
+ * VIX_E_OBJECT_NOT_FOUND, a method the server lacks VIX_E_NOT_SUPPORTED. */
+static VixError fail_object(const char *op, int rc)
+{
+    const char *msg = vd_err_msg()[0] ? vd_err_msg() : vd_err_name(rc);
+    if (rc == -VD_E_NOTFOUND)
+        return vixdl_fail(op, VIX_E_OBJECT_NOT_FOUND, "%s", msg);
+    if (rc == -VD_E_UNSUPPORTED)
+        return vixdl_fail(op, VIX_E_NOT_SUPPORTED, "%s", msg);
+    return vixdl_fail_engine(op, rc);
+}
+
+/* "vm-12", also accepted as the vmxSpec form "moref=vm-12". */
+static const char *vm_moref(const char *vm)
+{
+    if (vm && strncmp(vm, "moref=", 6) == 0)
+        vm += 6;
+    return vm && *vm ? vm : NULL;
+}
+
+static VixError session_open(const char *op, const VixDiskLibConnectParams *cp,
+                             vddk_vsphere_session **out)
+{
+    if (!out || !cp || !cp->serverName || !*cp->serverName)
+        return vixdl_fail(op, VIX_E_INVALID_ARG, "a server name and a place for the session "
+                          "are required");
+    *out = NULL;
+    vddk_vsphere_session *vs = calloc(1, sizeof *vs);
+    if (!vs)
+        return vixdl_fail(op, VIX_E_OUT_OF_MEMORY, "out of memory");
+    VixError e = vixdl_vsphere_session(op, cp, &vs->s);
+    if (e != VIX_OK) {
+        free(vs);
+        return e;
+    }
+    *out = vs;
+    return VIX_OK;
+}
+
+EXPORT VixError vddk_disk_vsphere_session_open(const VixDiskLibConnectParams *cp,
+                                               vddk_vsphere_session **out)
+{
+    return session_open("vddk_disk_vsphere_session_open", cp, out);
+}
+
+EXPORT void vddk_disk_vsphere_session_close(vddk_vsphere_session *vs)
+{
+    if (!vs)
+        return;
+    vs_session_close(vs->s);
+    free(vs);
+}
+
+static VixError session_list(const char *op, vddk_vsphere_session *vs, const char *vmMoref,
+                             const char *snapshotRef, vddk_vsphere_vm **vms, uint32 *count)
+{
+    if (!vs || !vms || !count)
+        return vixdl_fail(op, VIX_E_INVALID_ARG, "a session and places for the result are "
+                          "required");
+    *vms = NULL;
+    *count = 0;
+    const char *one = vm_moref(vmMoref);
+    if (snapshotRef && *snapshotRef && !one)
+        return vixdl_fail(op, VIX_E_INVALID_ARG, "a snapshot needs the VM it belongs to "
+                          "(vmxSpec \"moref=vm-N\")");
+    struct vs_vm **list = NULL, *single = NULL;
+    size_t n = 0;
+    int rc = one ? vs_vm_get(vs->s, one, snapshotRef, &single) : vs_vm_list(vs->s, &list, &n);
+    if (rc == 0 && one) {
+        list = &single;
+        n = 1;
+    }
+    vddk_vsphere_vm *out = NULL;
+    if (rc == 0 && n && !(out = calloc(n, sizeof *out)))
+        rc = vd_err_set(VD_E_NOMEM, "out of memory");
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        if (copy_vm(list[i], &out[i]) < 0)
+            rc = vd_err_set(VD_E_NOMEM, "out of memory");
+    if (one)
+        vs_vm_free(single);
+    else
+        vs_vm_list_free(list, n);
+    if (rc < 0) {
+        vddk_disk_vsphere_free(out, (uint32)n);   /* calloc'd: unfilled entries are empty */
+        return vixdl_fail_engine(op, rc);
+    }
+    *vms = out;
+    *count = (uint32)n;
+    return VIX_OK;
+}
+
+EXPORT VixError vddk_disk_vsphere_session_list(vddk_vsphere_session *s, const char *vmMoref,
+                                               const char *snapshotRef, vddk_vsphere_vm **vms,
+                                               uint32 *count)
+{
+    return session_list("vddk_disk_vsphere_session_list", s, vmMoref, snapshotRef, vms, count);
 }
 
 EXPORT VixError vddk_disk_vsphere_list(const VixDiskLibConnectParams *cp,
@@ -106,36 +212,60 @@ EXPORT VixError vddk_disk_vsphere_list(const VixDiskLibConnectParams *cp,
     if (snapshotRef && *snapshotRef && !one)
         return vixdl_fail(op, VIX_E_INVALID_ARG, "a snapshot needs the VM it belongs to "
                           "(vmxSpec \"moref=vm-N\")");
-    struct vs_session *s;
-    VixError e = vixdl_vsphere_session(op, cp, &s);
-    if (e != VIX_OK)
-        return e;
-    struct vs_vm **list = NULL, *single = NULL;
-    size_t n = 0;
-    int rc = one ? vs_vm_get(s, one, snapshotRef, &single) : vs_vm_list(s, &list, &n);
-    if (rc == 0 && one) {
-        list = &single;
-        n = 1;
+    vddk_vsphere_session *vs;
+    VixError e = session_open(op, cp, &vs);
+    if (e == VIX_OK) {
+        e = session_list(op, vs, one, snapshotRef, vms, count);
+        vddk_disk_vsphere_session_close(vs);
     }
-    vddk_vsphere_vm *out = NULL;
-    if (rc == 0 && n && !(out = calloc(n, sizeof *out)))
-        rc = vd_err_set(VD_E_NOMEM, "out of memory");
-    for (size_t i = 0; rc == 0 && i < n; i++)
-        if (copy_vm(list[i], &out[i]) < 0)
-            rc = vd_err_set(VD_E_NOMEM, "out of memory");
-    if (one)
-        vs_vm_free(single);
-    else
-        vs_vm_list_free(list, n);
-    if (rc < 0) {
-        e = vixdl_fail_engine(op, rc);
-        vddk_disk_vsphere_free(out, (uint32)n);   /* calloc'd: unfilled entries are empty */
-    } else {
-        *vms = out;
-        *count = (uint32)n;
-    }
-    vs_session_close(s);
     return e;
+}
+
+/* ---- snapshots and configuration -------------------------------------- */
+
+EXPORT VixError vddk_disk_vsphere_snapshot_create(vddk_vsphere_session *s, const char *vmMoref,
+                                                  const char *name, const char *description,
+                                                  Bool memory, Bool quiesce, char **snapshotRef)
+{
+    const char *op = "vddk_disk_vsphere_snapshot_create";
+    const char *vm = vm_moref(vmMoref);
+    if (!s || !vm || !name || !*name || !snapshotRef)
+        return vixdl_fail(op, VIX_E_INVALID_ARG, "a session, a VM moref, a snapshot name and "
+                          "a place for the snapshot's moref are required");
+    *snapshotRef = NULL;
+    int rc = vs_snapshot_create(s->s, vm, name, description, memory != 0, quiesce != 0,
+                                snapshotRef);
+    if (rc < 0)
+        return fail_object(op, rc);
+    vixdl_log("snapshot %s (\"%s\") of VM %s created", *snapshotRef, name, vm);
+    return VIX_OK;
+}
+
+EXPORT VixError vddk_disk_vsphere_snapshot_remove(vddk_vsphere_session *s,
+                                                  const char *snapshotRef, Bool removeChildren)
+{
+    const char *op = "vddk_disk_vsphere_snapshot_remove";
+    if (!s || !snapshotRef || !*snapshotRef)
+        return vixdl_fail(op, VIX_E_INVALID_ARG, "a session and a snapshot moref are "
+                          "required");
+    int rc = vs_snapshot_remove(s->s, snapshotRef, removeChildren != 0);
+    if (rc < 0)
+        return fail_object(op, rc);
+    vixdl_log("snapshot %s removed%s", snapshotRef, removeChildren ? " with its children" : "");
+    return VIX_OK;
+}
+
+EXPORT VixError vddk_disk_vsphere_vm_config(vddk_vsphere_session *s, const char *vmMoref,
+                                            char **json)
+{
+    const char *op = "vddk_disk_vsphere_vm_config";
+    const char *vm = vm_moref(vmMoref);
+    if (!s || !vm || !json)
+        return vixdl_fail(op, VIX_E_INVALID_ARG, "a session, a VM moref and a place for the "
+                          "JSON are required");
+    *json = NULL;
+    int rc = vs_vm_config_json(s->s, vm, json);
+    return rc < 0 ? fail_object(op, rc) : VIX_OK;
 }
 
 EXPORT VixError vddk_disk_server_thumbprints(const char *server, uint32 port, char *sha1,

@@ -7,15 +7,13 @@
  * into place only when complete: an interrupted clone leaves either no
  * destination or a whole one, and never touches the source.
  *
- * streamOptimized destinations go through a pipeline: worker threads (one
- * per core) read and compress batches of grains, the calling thread writes
- * them in order.  Memory is bounded by the number of batches in flight,
- * whatever the size of the disk. */
+ * streamOptimized destinations go through the pipeline of stream_pipe.c:
+ * worker threads (one per core) read and compress batches of grains, the
+ * calling thread writes them in order.  Memory is bounded by the number of
+ * batches in flight, whatever the size of the disk. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <libdeflate.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,17 +22,13 @@
 #include <unistd.h>
 
 #include "ops.h"
+#include "stream_pipe.h"
 #include "../plugin/vdplugin.h"
 #include "../util/fileio.h"
 #include "../vmdk/link.h"
 
 #define COPY_CHUNK (1u << 20)
 #define ZERO_UNIT (64u << 10)
-#define GRAIN VMDK_STREAM_GRAIN_BYTES
-#define BATCH_GRAINS 16u                 /* 1 MiB per batch */
-#define BATCH_BYTES ((uint64_t)GRAIN * BATCH_GRAINS)
-#define MAX_WORKERS 8
-#define COMPRESSION_LEVEL 6
 
 struct progress {
     ops_progress_fn fn;
@@ -127,39 +121,15 @@ static int clone_plain(struct vdisk *src, const char *tmp, const struct vmdk_cre
     return rc ? rc : crc;
 }
 
-/* ---- streamOptimized: the compression pipeline ------------------------- */
+/* ---- streamOptimized: the compression pipeline (stream_pipe.c) ---------- */
 
-enum slot_state { SLOT_FREE, SLOT_BUSY, SLOT_DONE };
-
-struct slot {
-    enum slot_state state;
-    uint64_t batch;
-    unsigned char *raw;                  /* BATCH_BYTES */
-    unsigned char *z;                    /* BATCH_GRAINS * zbound */
-    size_t zlen[BATCH_GRAINS];           /* 0: grain is all zero */
-};
-
-struct pipeline {
-    struct vdisk *src;
-    uint64_t nbatches;
-    size_t zbound;
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
-    struct slot *slots;
-    int nslots;
-    uint64_t next;                       /* next batch to claim */
-    int stop;
-    int err;                             /* first worker error */
-    char errmsg[1024];
-};
-
-/* Read and compress one batch into s. */
-static int do_batch(struct pipeline *pl, struct slot *s, struct libdeflate_compressor *c)
+/* Pull-mode filler: read batch b of the source on a worker thread. */
+static int fill_from_source(void *ctx, struct sp_batch *b)
 {
-    struct vdisk *src = pl->src;
-    uint64_t off = s->batch * BATCH_BYTES;
-    uint64_t len = src->capacity - off < BATCH_BYTES ? src->capacity - off : BATCH_BYTES;
-    memset(s->zlen, 0, sizeof s->zlen);
+    struct vdisk *src = ctx;
+    uint64_t off = b->index * SP_BATCH_BYTES;
+    uint64_t len = src->capacity - off < SP_BATCH_BYTES ? src->capacity - off : SP_BATCH_BYTES;
+    b->len = 0;
     /* Skip the read when the whole batch holds no data. */
     uint64_t run;
     int st, rc = src->ops->block_status(src, off, len, 0, &run, &st);
@@ -167,65 +137,10 @@ static int do_batch(struct pipeline *pl, struct slot *s, struct libdeflate_compr
         return rc;
     if (st != VMDK_DATA && run >= len)
         return 0;
-    if ((rc = src->ops->pread(src, s->raw, len, off)) < 0)
+    if ((rc = src->ops->pread(src, b->raw, len, off)) < 0)
         return rc;
-    if (len < BATCH_BYTES)                 /* the last grain is compressed whole */
-        memset(s->raw + len, 0, BATCH_BYTES - len);
-    unsigned ngr = (unsigned)((len + GRAIN - 1) / GRAIN);
-    for (unsigned g = 0; g < ngr; g++) {
-        const unsigned char *in = s->raw + (size_t)g * GRAIN;
-        if (vd_is_zero(in, GRAIN))
-            continue;
-        size_t n = libdeflate_zlib_compress(c, in, GRAIN, s->z + g * pl->zbound, pl->zbound);
-        if (!n)
-            return vd_err_set(VD_E_IO, "compressing grain %llu failed",
-                              (unsigned long long)(s->batch * BATCH_GRAINS + g));
-        s->zlen[g] = n;
-    }
+    b->len = (size_t)len;
     return 0;
-}
-
-static void *worker(void *arg)
-{
-    struct pipeline *pl = arg;
-    struct libdeflate_compressor *c = libdeflate_alloc_compressor(COMPRESSION_LEVEL);
-    pthread_mutex_lock(&pl->lock);
-    if (!c && !pl->err) {
-        pl->err = VD_E_NOMEM;
-        snprintf(pl->errmsg, sizeof pl->errmsg, "out of memory for a compressor");
-        pl->stop = 1;
-        pthread_cond_broadcast(&pl->cond);
-    }
-    for (;;) {
-        while (!pl->stop && pl->next < pl->nbatches &&
-               pl->slots[pl->next % (uint64_t)pl->nslots].state != SLOT_FREE)
-            pthread_cond_wait(&pl->cond, &pl->lock);
-        if (pl->stop || pl->next >= pl->nbatches)
-            break;
-        struct slot *s = &pl->slots[pl->next % (uint64_t)pl->nslots];
-        s->batch = pl->next++;
-        s->state = SLOT_BUSY;
-        pthread_mutex_unlock(&pl->lock);
-        int rc = do_batch(pl, s, c);
-        pthread_mutex_lock(&pl->lock);
-        if (rc < 0 && !pl->err) {
-            pl->err = -rc;
-            snprintf(pl->errmsg, sizeof pl->errmsg, "%s", vd_err_msg());
-            pl->stop = 1;
-        }
-        s->state = SLOT_DONE;
-        pthread_cond_broadcast(&pl->cond);
-    }
-    pthread_mutex_unlock(&pl->lock);
-    if (c)
-        libdeflate_free_compressor(c);
-    return NULL;
-}
-
-static int workers_wanted(void)
-{
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n < 1 ? 1 : n > MAX_WORKERS ? MAX_WORKERS : (int)n;
 }
 
 static int clone_stream(struct vdisk *src, const char *tmp, const char *final_name,
@@ -243,72 +158,19 @@ static int clone_stream(struct vdisk *src, const char *tmp, const char *final_na
     if (rc < 0)
         return rc;
 
-    struct pipeline pl = { .src = src };
-    pl.nbatches = (src->capacity + BATCH_BYTES - 1) / BATCH_BYTES;
-    pl.zbound = libdeflate_zlib_compress_bound(NULL, GRAIN);
-    int nw = workers_wanted();
-    pl.nslots = 2 * nw + 2;
-    pthread_mutex_init(&pl.lock, NULL);
-    pthread_cond_init(&pl.cond, NULL);
-    pl.slots = calloc((size_t)pl.nslots, sizeof *pl.slots);
-    int ok = pl.slots != NULL;
-    for (int i = 0; ok && i < pl.nslots; i++) {
-        pl.slots[i].raw = malloc(BATCH_BYTES);
-        pl.slots[i].z = malloc(BATCH_GRAINS * pl.zbound);
-        ok = pl.slots[i].raw && pl.slots[i].z;
-    }
-    pthread_t th[MAX_WORKERS];
-    int started = 0;
-    if (!ok) {
-        rc = vd_err_set(VD_E_NOMEM, "out of memory for the compression pipeline");
-    } else {
-        for (; started < nw; started++)
-            if (pthread_create(&th[started], NULL, worker, &pl) != 0)
-                break;
-        if (!started)
-            rc = vd_err_set(VD_E_NOMEM, "cannot start compression threads");
-    }
+    uint64_t nbatches = (src->capacity + SP_BATCH_BYTES - 1) / SP_BATCH_BYTES;
+    struct stream_pipe *pl = NULL;
+    rc = sp_start(w, fill_from_source, src, nbatches, &pl);
     if (rc == 0)
         rc = report(pr, 0, src->capacity);
-
     /* Write batches in order as they complete. */
-    for (uint64_t k = 0; rc == 0 && k < pl.nbatches; k++) {
-        struct slot *s = &pl.slots[k % (uint64_t)pl.nslots];
-        pthread_mutex_lock(&pl.lock);
-        while (!pl.err && !(s->state == SLOT_DONE && s->batch == k))
-            pthread_cond_wait(&pl.cond, &pl.lock);
-        if (pl.err) {
-            rc = vd_err_set(pl.err, "%s", pl.errmsg);
-            pthread_mutex_unlock(&pl.lock);
-            break;
-        }
-        pthread_mutex_unlock(&pl.lock);
-        for (unsigned g = 0; rc == 0 && g < BATCH_GRAINS; g++)
-            if (s->zlen[g])
-                rc = vmdk_stream_add_grain(w, k * BATCH_GRAINS + g, s->z + g * pl.zbound,
-                                           s->zlen[g]);
-        pthread_mutex_lock(&pl.lock);
-        s->state = SLOT_FREE;
-        pthread_cond_broadcast(&pl.cond);
-        pthread_mutex_unlock(&pl.lock);
-        uint64_t done = (k + 1) * BATCH_BYTES;
+    for (uint64_t k = 0; rc == 0 && k < nbatches; k++) {
+        rc = sp_write_next(pl);
+        uint64_t done = (k + 1) * SP_BATCH_BYTES;
         if (rc == 0)
             rc = report(pr, done < src->capacity ? done : src->capacity, src->capacity);
     }
-
-    pthread_mutex_lock(&pl.lock);
-    pl.stop = 1;
-    pthread_cond_broadcast(&pl.cond);
-    pthread_mutex_unlock(&pl.lock);
-    for (int i = 0; i < started; i++)
-        pthread_join(th[i], NULL);
-    for (int i = 0; pl.slots && i < pl.nslots; i++) {
-        free(pl.slots[i].raw);
-        free(pl.slots[i].z);
-    }
-    free(pl.slots);
-    pthread_mutex_destroy(&pl.lock);
-    pthread_cond_destroy(&pl.cond);
+    sp_stop(pl);
     if (rc < 0) {
         vmdk_stream_abort(w);
         return rc;
@@ -320,7 +182,7 @@ static int clone_stream(struct vdisk *src, const char *tmp, const char *final_na
 
 /* "<dir>/.<name>.partial-XXXXXX.vmdk": hidden, unique, same directory (so
  * the final link is a rename within one filesystem). */
-static char *temp_name(const char *dst)
+char *ops_temp_name(const char *dst)
 {
     char *dir = vd_path_dir(dst), *stem = vd_path_stem(vd_path_base(dst));
     char *t = NULL;
@@ -360,9 +222,10 @@ static int temp_kind(const char *name, const char *stem, size_t *desc_len)
     return p[0] == '-' && nl > 5 && strcmp(name + nl - 5, ".vmdk") == 0 ? 2 : 0;
 }
 
-/* A clone that was killed leaves its hidden temporary disk behind, and
- * only a later clone can tidy up.  Before a clone to dst, remove the
- * temporaries of the same name that nobody holds: a running clone keeps
+/* A clone (or a one-pass stream, stream_out.c) that was killed leaves its
+ * hidden temporary disk behind, and only a later one can tidy up.  Before
+ * one to dst, remove the temporaries of the same name that nobody holds: a
+ * running clone keeps
  * its temporary descriptor locked, and the moment between making the
  * files and opening them is covered by leaving anything modified in the
  * last STALE_SECONDS alone.  Extent files whose descriptor is gone (a
@@ -383,7 +246,7 @@ static int is_stale(const char *path)
     return stale;
 }
 
-static void sweep_stale_temps(const char *dst)
+void ops_sweep_temps(const char *dst)
 {
     char *dir = vd_path_dir(dst), *stem = vd_path_stem(vd_path_base(dst));
     /* Pass 1: whole temporary disks; pass 2: extents left without one. */
@@ -416,6 +279,27 @@ static void sweep_stale_temps(const char *dst)
     vd_err_clear();
 }
 
+int ops_link_temp(const char *tmp, const char *dst)
+{
+    int rc = 0;
+    if (link(tmp, dst) < 0)
+        rc = vd_err_errno(errno, "%s: cannot create", dst);
+    unlink(tmp);
+    if (rc < 0)
+        return rc;
+    char *dir = vd_path_dir(dst);
+    int dfd = dir ? open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+    if (dfd < 0 || fsync(dfd) < 0) {
+        rc = dir ? vd_err_errno(errno, "%s: syncing the directory %s", dst, dir)
+                 : vd_err_set(VD_E_NOMEM, "out of memory");
+        unlink(dst);
+    }
+    if (dfd >= 0)
+        close(dfd);
+    free(dir);
+    return rc;
+}
+
 /* Keep the first error's message while cleaning up after it. */
 static void remove_keeping_error(const char *tmp, int stream)
 {
@@ -434,7 +318,7 @@ int ops_clone(struct vdisk *src, const char *dst, const struct vmdk_create_param
 {
     if (!src || !dst || !*dst || !p)
         return vd_err_set(VD_E_INVAL, "clone needs a source, a destination and parameters");
-    sweep_stale_temps(dst);
+    ops_sweep_temps(dst);
     /* NAS plugin fast path (clone_plugin.c): flat disks cloned by the
      * storage; -VD_E_UNSUPPORTED means copy here as usual. */
     int prc = ops_clone_via_plugin(src, NULL, dst, p, progress, data, overwrite);
@@ -446,7 +330,7 @@ int ops_clone(struct vdisk *src, const char *dst, const struct vmdk_create_param
     if (exists && !overwrite)
         return vd_err_set(VD_E_EXISTS, "%s: destination already exists", dst);
     int stream = cp.type == VMDK_TYPE_STREAM_OPTIMIZED;
-    char *tmp = temp_name(dst);
+    char *tmp = ops_temp_name(dst);
     if (!tmp)
         return vd_err_set(VD_E_NOMEM, "out of memory");
     struct progress pr = { progress, data, -1 };
@@ -464,9 +348,7 @@ int ops_clone(struct vdisk *src, const char *dst, const struct vmdk_create_param
         return rc;
     }
     if (stream) {
-        if (link(tmp, dst) < 0)
-            rc = vd_err_errno(errno, "%s: cannot create", dst);
-        unlink(tmp);
+        rc = ops_link_temp(tmp, dst);
     } else {
         rc = ops_rename(tmp, dst);
         if (rc < 0)

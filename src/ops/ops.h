@@ -3,6 +3,7 @@
 #ifndef VD_OPS_H
 #define VD_OPS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "../util/vdisk.h"
@@ -19,6 +20,27 @@ int ops_rename(const char *src, const char *dst);
  * capacity is taken from src).  overwrite: replace an existing dst. */
 int ops_clone(struct vdisk *src, const char *dst, const struct vmdk_create_params *p,
               ops_progress_fn progress, void *data, int overwrite);
+/* Temporaries of ops_clone (clone.c), also used by the one-pass writer:
+ * a hidden unique name for a disk being built for dst in dst's directory
+ * (malloc'd, NULL without memory); removal of such leftovers of killed
+ * runs that nobody holds (best effort); and placing a finished one-file
+ * disk: link tmp at dst (which must not exist), remove tmp, sync the
+ * directory (on failure dst is removed again). */
+char *ops_temp_name(const char *dst);
+void ops_sweep_temps(const char *dst);
+int ops_link_temp(const char *tmp, const char *dst);
+
+/* A new streamOptimized disk written in one pass from data the caller
+ * pushes in increasing offsets (stream_out.c; vddk/disk.h
+ * vddk_disk_stream_*).  p->type must be VMDK_TYPE_STREAM_OPTIMIZED. */
+struct ops_stream;
+int ops_stream_create(const char *path, const struct vmdk_create_params *p,
+                      struct ops_stream **out);
+int ops_stream_write(struct ops_stream *s, uint64_t off, const void *buf, size_t len);
+/* commit: finish, sync and link at the path; else (or after an error)
+ * remove everything.  Always frees s. */
+int ops_stream_close(struct ops_stream *s, int commit);
+
 /* Copy the content of src over dst, an existing disk of the same capacity
  * (runs without data become zeros in dst); flushes dst. */
 int ops_copy_into(struct vdisk *src, struct vdisk *dst, ops_progress_fn progress, void *data);

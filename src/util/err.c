@@ -104,6 +104,7 @@ const char *vd_err_name(int code)
     case VD_E_ATTACH_ROOTLINK: return "child chain has no parent reference";
     case VD_E_NET_REFUSED: return "connection refused";
     case VD_E_NET_SHUTDOWN: return "server shutting down";
+    case VD_E_REMOTE: return "the server failed the operation";
     default: return "unknown error";
     }
 }

@@ -40,6 +40,7 @@ enum vd_err {
     VD_E_ATTACH_ROOTLINK, /* the child chain ends in a base disk, not a delta */
     VD_E_NET_REFUSED,     /* the server's host refused the TCP connection */
     VD_E_NET_SHUTDOWN,    /* the server said it is going away */
+    VD_E_REMOTE,          /* the server failed an operation (a vSphere task's fault) */
     VD_E__COUNT
 };
 

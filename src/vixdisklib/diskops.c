@@ -16,9 +16,7 @@ static VixError local_only(const char *op, struct VixDiskLibConnectParam *c)
     return VIX_OK;
 }
 
-/* Translate VixDiskLib create parameters. */
-static VixError to_create_params(const char *op, const VixDiskLibCreateParams *cp,
-                                 struct vmdk_create_params *p)
+int vixdl_create_params(const VixDiskLibCreateParams *cp, struct vmdk_create_params *p)
 {
     memset(p, 0, sizeof *p);
     switch (cp->diskType) {
@@ -29,7 +27,7 @@ static VixError to_create_params(const char *op, const VixDiskLibCreateParams *c
         p->type = (enum vmdk_type)cp->diskType;
         break;
     default:
-        return vixdl_fail(op, VIX_E_INVALID_ARG, "unknown disk type %d", (int)cp->diskType);
+        return vd_err_set(VD_E_INVAL, "unknown disk type %d", (int)cp->diskType);
     }
     switch (cp->adapterType) {
     case VIXDISKLIB_ADAPTER_IDE: case VIXDISKLIB_ADAPTER_SCSI_BUSLOGIC:
@@ -37,14 +35,21 @@ static VixError to_create_params(const char *op, const VixDiskLibCreateParams *c
         p->adapter = (enum vmdk_adapter)cp->adapterType;
         break;
     default:
-        return vixdl_fail(op, VIX_E_INVALID_ARG, "unknown adapter type %d",
-                          (int)cp->adapterType);
+        return vd_err_set(VD_E_INVAL, "unknown adapter type %d", (int)cp->adapterType);
     }
     p->hw_version = cp->hwVersion ? cp->hwVersion : VIXDISKLIB_HWVERSION_WORKSTATION_5;
     p->capacity = cp->capacity * VIXDISKLIB_SECTOR_SIZE;
     if (cp->capacity > UINT64_MAX / VIXDISKLIB_SECTOR_SIZE)
-        return vixdl_fail(op, VIX_E_INVALID_ARG, "capacity overflows");
-    return VIX_OK;
+        return vd_err_set(VD_E_INVAL, "capacity overflows");
+    return 0;
+}
+
+/* Translate VixDiskLib create parameters. */
+static VixError to_create_params(const char *op, const VixDiskLibCreateParams *cp,
+                                 struct vmdk_create_params *p)
+{
+    int rc = vixdl_create_params(cp, p);
+    return rc < 0 ? vixdl_fail_engine(op, rc) : VIX_OK;
 }
 
 /* Record 4Kn sector sizes in the disk database (512 is the default). */

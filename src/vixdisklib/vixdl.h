@@ -37,6 +37,10 @@ VixError vixdl_fail(const char *op, VixError code, const char *fmt, ...)
 VixError vixdl_fail_engine(const char *op, int rc);
 /* The VixError for an engine error code. */
 VixError vixdl_from_vd(int rc);
+/* VixDiskLib create parameters as the engine's (diskops.c); 0 or
+ * -VD_E_INVAL with the detail set. */
+struct vmdk_create_params;
+int vixdl_create_params(const VixDiskLibCreateParams *cp, struct vmdk_create_params *p);
 
 /* ---- objects and handle tables (registry.c) ---- */
 

@@ -430,7 +430,28 @@ char *vmdk_parent_hint_for(const char *child, const char *parent)
     return hint;
 }
 
-int vmdk_create_child_of(vmdk_disk *parent, const char *child_path, enum vmdk_type type)
+/* The hint a caller chose must lead from the child's directory to the
+ * parent's file, or the chain would not open. */
+static int check_hint(const char *child_path, const char *hint, const char *parent_path)
+{
+    if (!*hint)
+        return vd_err_set(VD_E_INVAL, "%s: empty parent hint", child_path);
+    char *dir = vd_path_dir(child_path);
+    char *via = dir ? vd_path_join(dir, hint) : NULL;
+    char *a = via ? realpath(via, NULL) : NULL, *b = realpath(parent_path, NULL);
+    int same = a && b && strcmp(a, b) == 0;
+    free(dir);
+    free(via);
+    free(a);
+    free(b);
+    if (!same)
+        return vd_err_set(VD_E_INVAL, "%s: parent hint %s does not lead to %s", child_path,
+                          hint, parent_path);
+    return 0;
+}
+
+static int child_of(vmdk_disk *parent, const char *child_path, enum vmdk_type type,
+                    const char *given_hint)
 {
     vd_err_clear();
     if (!parent || !child_path)
@@ -455,7 +476,9 @@ int vmdk_create_child_of(vmdk_disk *parent, const char *child_path, enum vmdk_ty
     };
     if (p.adapter == VMDK_ADAPTER_UNKNOWN)
         p.adapter = VMDK_ADAPTER_LSILOGIC;
-    char *hint = vmdk_parent_hint_for(child_path, li.path);
+    if (given_hint && (rc = check_hint(child_path, given_hint, li.path)) < 0)
+        return rc;
+    char *hint = given_hint ? vd_strdup(given_hint) : vmdk_parent_hint_for(child_path, li.path);
     if (!hint)
         return vd_err_set(VD_E_NOTFOUND, "%s: cannot resolve parent path", li.path);
     rc = create_with(child_path, &p, li.cid, hint);
@@ -463,7 +486,18 @@ int vmdk_create_child_of(vmdk_disk *parent, const char *child_path, enum vmdk_ty
     return rc;
 }
 
+int vmdk_create_child_of(vmdk_disk *parent, const char *child_path, enum vmdk_type type)
+{
+    return child_of(parent, child_path, type, NULL);
+}
+
 int vmdk_create_child(const char *child_path, const char *parent_path, enum vmdk_type type)
+{
+    return vmdk_create_child_hint(child_path, parent_path, type, NULL);
+}
+
+int vmdk_create_child_hint(const char *child_path, const char *parent_path,
+                           enum vmdk_type type, const char *hint)
 {
     vd_err_clear();
     if (!child_path || !parent_path)
@@ -472,7 +506,7 @@ int vmdk_create_child(const char *child_path, const char *parent_path, enum vmdk
     int rc = vmdk_open(parent_path, VMDK_OPEN_RDONLY, &parent);
     if (rc < 0)
         return rc;
-    rc = vmdk_create_child_of(parent, child_path, type);
+    rc = child_of(parent, child_path, type, hint);
     vmdk_close(parent);
     return rc;
 }

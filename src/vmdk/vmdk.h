@@ -158,6 +158,11 @@ int vmdk_create(const char *path, const struct vmdk_create_params *p);
  * when type says so) whose parent is the disk at parent_path. */
 int vmdk_create_child(const char *child_path, const char *parent_path,
                       enum vmdk_type type);
+/* The same with the parentFileNameHint given (NULL: as VMware writes it);
+ * it must lead from child_path's directory to parent_path, as a relative
+ * hint does for disks that move together. */
+int vmdk_create_child_hint(const char *child_path, const char *parent_path,
+                           enum vmdk_type type, const char *hint);
 /* The same for a parent that is already open (its top link is the parent). */
 int vmdk_create_child_of(vmdk_disk *parent, const char *child_path, enum vmdk_type type);
 

@@ -263,8 +263,8 @@ const char *vs_session_cookie(const struct vs_session *s) { return s->cookie; }
 
 /* RetrievePropertiesEx of some properties of one object; *objs is the
  * <objects> element (NULL when the server returned none). */
-static int get_props(struct vs_session *s, const char *type, const char *moref,
-                     const char *const *paths, xmlDoc **doc, xmlNode **objs)
+int vs_get_props(struct vs_session *s, const char *type, const char *moref,
+                 const char *const *paths, xmlDoc **doc, xmlNode **objs)
 {
     char pathset[1024] = "";
     for (size_t i = 0; paths[i]; i++) {
@@ -303,7 +303,7 @@ static int get_props(struct vs_session *s, const char *type, const char *moref,
 }
 
 /* The <val> of property name in an <objects> element, or NULL. */
-static xmlNode *prop_val(xmlNode *objs, const char *name)
+xmlNode *vs_prop_val(xmlNode *objs, const char *name)
 {
     for (xmlNode *ps = vs_xml_child(objs, "propSet"); ps; ps = vs_xml_next(ps, "propSet")) {
         char *n = vs_xml_child_text(ps, "name");
@@ -400,6 +400,11 @@ static int add_snaps(struct vs_vm *vm, xmlNode *list_parent, const char *elem, i
         sn->moref = vs_xml_child_text(t, "snapshot");
         sn->name = vs_xml_child_text(t, "name");
         sn->created = vs_xml_child_text(t, "createTime");
+        sn->description = vs_xml_child_text(t, "description");
+        if (sn->description && !*sn->description) {   /* empty: none */
+            free(sn->description);
+            sn->description = NULL;
+        }
         sn->depth = depth;
         int rc = add_snaps(vm, t, "childSnapshotList", depth + 1);
         if (rc < 0)
@@ -419,10 +424,10 @@ static int dc_path_of(struct vs_session *s, const char *type, const char *moref,
     for (int depth = 0; cur && cur_type && depth < 64; depth++) {
         xmlDoc *doc;
         xmlNode *o;
-        if ((rc = get_props(s, cur_type, cur, paths, &doc, &o)) < 0)
+        if ((rc = vs_get_props(s, cur_type, cur, paths, &doc, &o)) < 0)
             break;
-        xmlNode *pv = prop_val(o, "parent");
-        char *name = vs_xml_text(prop_val(o, "name"));
+        xmlNode *pv = vs_prop_val(o, "parent");
+        char *name = vs_xml_text(vs_prop_val(o, "name"));
         /* <val xsi:type="ManagedObjectReference" type="Folder">: the plain
          * attribute is the object's type. */
         char *ptype = NULL;
@@ -476,6 +481,7 @@ void vs_vm_free(struct vs_vm *vm)
         free(vm->snaps[i].moref);
         free(vm->snaps[i].name);
         free(vm->snaps[i].created);
+        free(vm->snaps[i].description);
     }
     free(vm->snaps);
     free(vm->moref);
@@ -503,14 +509,14 @@ static const char *const vm_paths[] = { "name", "runtime.host", "runtime.powerSt
 static int vm_from_objs(xmlNode *o, struct vs_vm *vm)
 {
     vm->moref = vs_xml_child_text(o, "obj");
-    vm->name = vs_xml_text(prop_val(o, "name"));
-    xmlNode *h = prop_val(o, "runtime.host");
+    vm->name = vs_xml_text(vs_prop_val(o, "name"));
+    xmlNode *h = vs_prop_val(o, "runtime.host");
     vm->host = h ? vs_xml_text(h) : NULL;
-    vm->power = vs_xml_text(prop_val(o, "runtime.powerState"));
-    xmlNode *u = prop_val(o, "config.uuid");
+    vm->power = vs_xml_text(vs_prop_val(o, "runtime.powerState"));
+    xmlNode *u = vs_prop_val(o, "config.uuid");
     vm->uuid = u ? vs_xml_text(u) : NULL;
-    int rc = parse_disks(prop_val(o, "config.hardware.device"), &vm->disks, &vm->ndisks);
-    xmlNode *si = prop_val(o, "snapshot");
+    int rc = parse_disks(vs_prop_val(o, "config.hardware.device"), &vm->disks, &vm->ndisks);
+    xmlNode *si = vs_prop_val(o, "snapshot");
     if (rc == 0 && si)
         rc = add_snaps(vm, si, "rootSnapshotList", 0);
     if (rc == 0 && (!vm->moref || !vm->name || !vm->power))
@@ -529,7 +535,7 @@ int vs_vm_get(struct vs_session *s, const char *moref, const char *snapshot,
         return NOMEM();
     xmlDoc *doc;
     xmlNode *o;
-    int rc = get_props(s, "VirtualMachine", moref, vm_paths, &doc, &o);
+    int rc = vs_get_props(s, "VirtualMachine", moref, vm_paths, &doc, &o);
     if (rc < 0) {
         free(vm);
         if (rc == -VD_E_NOTFOUND)
@@ -550,14 +556,14 @@ int vs_vm_get(struct vs_session *s, const char *moref, const char *snapshot,
                             "%s (%s)", s->peer, snapshot, moref, vm->name);
         } else {
             static const char *const sp[] = { "config.hardware.device", NULL };
-            rc = get_props(s, "VirtualMachineSnapshot", snapshot, sp, &doc, &o);
+            rc = vs_get_props(s, "VirtualMachineSnapshot", snapshot, sp, &doc, &o);
             if (rc == 0) {
                 for (size_t i = 0; i < vm->ndisks; i++)
                     disk_free(&vm->disks[i]);
                 free(vm->disks);
                 vm->disks = NULL;
                 vm->ndisks = 0;
-                rc = parse_disks(prop_val(o, "config.hardware.device"), &vm->disks,
+                rc = parse_disks(vs_prop_val(o, "config.hardware.device"), &vm->disks,
                                  &vm->ndisks);
                 xmlFreeDoc(doc);
             }

@@ -68,6 +68,21 @@ int vs_soap_call(struct vs_session *s, const char *method, const char *body, int
  * as a vd_err (*relogin set when a new login may help). */
 int vs_soap_parse(struct vs_session *s, const char *method, const char *data, size_t n,
                   long status, xmlDoc **docp, xmlNode **reply, int *relogin);
+/* ---- session.c ---- */
+/* RetrievePropertiesEx of some properties (paths, NULL-terminated) of one
+ * object; *objs is its <objects> element (free with xmlFreeDoc(*doc)).
+ * An unknown object is VD_E_NOTFOUND. */
+int vs_get_props(struct vs_session *s, const char *type, const char *moref,
+                 const char *const *paths, xmlDoc **doc, xmlNode **objs);
+/* The <val> of property name in an <objects> element, or NULL. */
+xmlNode *vs_prop_val(xmlNode *objs, const char *name);
+
+/* ---- json.c ---- */
+/* A vim25 data object (an element of a reply, e.g. a property's <val>) as
+ * a JSON document, malloc'd in *out.  The rules are in json.c.  VD_E_NOMEM,
+ * or VD_E_CORRUPT for nesting deeper than the converter follows. */
+int vs_xml_to_json(xmlNode *n, char **out);
+
 /* ---- ticket.c ---- */
 /* The HostServiceTicket in a ticket method's reply. */
 int vs_parse_ticket(struct vs_session *s, const char *method, xmlNode *reply,

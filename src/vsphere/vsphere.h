@@ -71,6 +71,7 @@ struct vs_disk {
 
 struct vs_snapshot {
     char *moref, *name, *created;
+    char *description;             /* NULL when empty */
     int depth;                     /* 0 for a root snapshot */
 };
 
@@ -96,6 +97,18 @@ void vs_vm_list_free(struct vs_vm **vms, size_t count);
  * without regard to the spacing after "]"), or NULL. */
 const struct vs_disk *vs_vm_find_disk(const struct vs_vm *vm, const char *path,
                                       size_t *chain_index);
+
+/* VirtualMachine.CreateSnapshot_Task, waiting for the task to end; the new
+ * snapshot's moref in *snapshot (malloc'd).  A fault of the task is
+ * VD_E_REMOTE (or a closer code: VD_E_NOTFOUND, VD_E_ACCESS,
+ * VD_E_UNSUPPORTED) with the fault's type and message. */
+int vs_snapshot_create(struct vs_session *s, const char *vm, const char *name,
+                       const char *description, int memory, int quiesce, char **snapshot);
+/* VirtualMachineSnapshot.RemoveSnapshot_Task (consolidate true), waiting
+ * for it.  An unknown snapshot is VD_E_NOTFOUND. */
+int vs_snapshot_remove(struct vs_session *s, const char *snapshot, int remove_children);
+/* The VM's config property (VirtualMachineConfigInfo) as JSON (malloc'd). */
+int vs_vm_config_json(struct vs_session *s, const char *vm, char **json);
 
 /* AuthorizationManager.DisableMethods / EnableMethods on a VM for the
  * methods a backup must block (relocation, disk changes); source is the

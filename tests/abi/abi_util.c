@@ -222,7 +222,8 @@ void abi_untrack(VixDiskLibHandle h)
 
 /* ---- disks ------------------------------------------------------------- */
 
-VixError abi_create(const char *path, VixDiskLibDiskType type, VixDiskLibSectorType capacity)
+VixDiskLibCreateParams abi_create_params(VixDiskLibDiskType type,
+                                         VixDiskLibSectorType capacity)
 {
     VixDiskLibCreateParams cp;
     memset(&cp, 0, sizeof cp);
@@ -232,6 +233,12 @@ VixError abi_create(const char *path, VixDiskLibDiskType type, VixDiskLibSectorT
     cp.capacity = capacity;
     cp.logicalSectorSize = 512;
     cp.physicalSectorSize = 512;
+    return cp;
+}
+
+VixError abi_create(const char *path, VixDiskLibDiskType type, VixDiskLibSectorType capacity)
+{
+    VixDiskLibCreateParams cp = abi_create_params(type, capacity);
     return VixDiskLib_Create(abi_conn(), path, &cp, NULL, NULL);
 }
 

@@ -96,8 +96,11 @@ const char *abi_err_text(VixError e);
 
 /* ---- disks ------------------------------------------------------------- */
 
-/* VixDiskLib_Create on abi_conn() with an LSI Logic adapter, hwVersion
- * ESX4X and 512-byte sectors. */
+/* Create parameters with an LSI Logic adapter, hwVersion ESX4X and
+ * 512-byte sectors. */
+VixDiskLibCreateParams abi_create_params(VixDiskLibDiskType type,
+                                         VixDiskLibSectorType capacity);
+/* VixDiskLib_Create on abi_conn() with abi_create_params. */
 VixError abi_create(const char *path, VixDiskLibDiskType type, VixDiskLibSectorType capacity);
 /* Create, failing the test on error. */
 void abi_create_ok(const char *path, VixDiskLibDiskType type, VixDiskLibSectorType capacity);

@@ -2,7 +2,9 @@
  * test_highlevel.c - the high-level API (vddk/disk.h): open with rollback,
  * byte-addressed pread/pwrite against an in-memory reference, the shared
  * position, and the concurrent writers of gvddk's Multithread_test
- * (reference vddk-api.md sections 8.4 and 8.5).
+ * (reference vddk-api.md sections 8.4 and 8.5); the one-pass
+ * streamOptimized writer (vddk_disk_stream_*) against a reference buffer,
+ * VixDiskLib and qemu-img (compare, check; skipped without qemu-img).
  */
 #include <errno.h>
 #include <limits.h>
@@ -754,6 +756,250 @@ static void test_disjoint_same_sector(void **state)
     hl_close(d);
 }
 
+/* ---- one-pass streamOptimized writer -------------------------------------------- */
+
+#define ST_GRAIN 65536u
+#define ST_SECTORS (40u * 2048u + 300u)        /* two grain tables, a partial last grain */
+#define ST_BYTES ((uint64)ST_SECTORS * SECTOR)
+
+/* A stream write that must succeed; the reference gets the same bytes. */
+static void st_write(vddk_disk_stream *st, uint8 *ref, uint64 off, const uint8 *buf,
+                     size_t len)
+{
+    VixError e = vddk_disk_stream_write(st, off, buf, len);
+    if (e != VIX_OK) {
+        const char *detail = NULL;
+        vddk_disk_last_error(&detail);
+        fail_msg("vddk_disk_stream_write(%zu at %lu) returned %lu: %s", len,
+                 (unsigned long)off, (unsigned long)e, detail ? detail : "(no detail)");
+    }
+    memcpy(ref + off, buf, len);
+}
+
+/* Random bytes, none of them zero (so a grain is a hole only where meant). */
+static void st_random(uint8 *buf, size_t len, uint64_t *rng)
+{
+    for (size_t i = 0; i < len; i++)
+        buf[i] = (uint8)(abi_rand(rng) % 255 + 1);
+}
+
+/* The names in the scratch directory, joined by spaces. */
+static void dir_names(char *out, size_t outlen)
+{
+    char **v;
+    size_t n = abi_list(abi_dir(), &v);
+    out[0] = '\0';
+    for (size_t i = 0; i < n; i++)
+        snprintf(out + strlen(out), outlen - strlen(out), "%s%s", i ? " " : "", v[i]);
+    abi_free_list(v, n);
+}
+
+static void expect_dir(const char *want)
+{
+    char names[1024];
+    dir_names(names, sizeof names);
+    if (strcmp(names, want) != 0)
+        fail_msg("directory holds \"%s\", expected \"%s\"", names, want);
+}
+
+static int have_qemu_img(void)
+{
+    return system("qemu-img --version >/dev/null 2>&1") == 0;
+}
+
+static void run_ok(const char *cmd)
+{
+    int rc = system(cmd);
+    if (rc != 0)
+        fail_msg("`%s` failed (%d)", cmd, rc);
+}
+
+static void test_stream_write(void **state)
+{
+    (void)state;
+    const char *path = abi_path("st.vmdk");
+    uint8 *ref = calloc(1, ST_BYTES);
+    uint8 *buf = malloc(8u << 20);
+    assert_non_null(ref);
+    assert_non_null(buf);
+    uint64_t rng = 0x5eed5eedULL;
+    VixDiskLibCreateParams cp = abi_create_params(VIXDISKLIB_DISK_STREAM_OPTIMIZED, ST_SECTORS);
+    vddk_disk_stream *st = NULL;
+    ABI_OK(vddk_disk_stream_create(path, &cp, &st));
+    assert_non_null(st);
+
+    /* A partial first grain, then a gap and a write across a grain boundary. */
+    st_random(buf, 1000, &rng);
+    st_write(st, ref, 0, buf, 1000);
+    st_random(buf, 70000, &rng);
+    st_write(st, ref, 5000, buf, 70000);
+    /* Small back-to-back writes inside grains, then a zero-length one. */
+    for (int i = 0; i < 50; i++) {
+        st_random(buf, 100, &rng);
+        st_write(st, ref, 75000 + 100u * (unsigned)i, buf, 100);
+    }
+    ABI_OK(vddk_disk_stream_write(st, 80000, buf, 0));
+    /* Nothing is at the path yet, only the hidden temporary. */
+    assert_false(abi_exists(path));
+    assert_int_equal(abi_count_prefix(abi_dir(), ".st.partial-"), 1);
+    /* One write over many grains (unaligned both ends), one grain of it zero. */
+    st_random(buf, (5u << 20) + 123, &rng);
+    memset(buf + (1u << 20) - 17, 0, ST_GRAIN);     /* the grain at 4 MiB */
+    st_write(st, ref, (3u << 20) + 17, buf, (5u << 20) + 123);
+    /* An explicit all-zero region of two whole batches. */
+    memset(buf, 0, 2u << 20);
+    st_write(st, ref, 9u << 20, buf, 2u << 20);
+    /* A long gap, then writes across the first grain table's end (32 MiB). */
+    st_random(buf, 10, &rng);
+    st_write(st, ref, (32u << 20) - 5, buf, 10);
+    st_random(buf, 20, &rng);
+    st_write(st, ref, (33u << 20) - 10, buf, 20);
+    /* The last, partial grain, to the end of the disk. */
+    uint64 last = ST_BYTES / ST_GRAIN * ST_GRAIN;
+    st_random(buf, (size_t)(ST_BYTES - last), &rng);
+    st_write(st, ref, last, buf, (size_t)(ST_BYTES - last));
+    ABI_OK(vddk_disk_stream_close(st, TRUE));
+    expect_dir("st.vmdk");
+
+    /* Every byte through VixDiskLib, read-only. */
+    VixDiskLibHandle h = abi_open(path, VIXDISKLIB_FLAG_OPEN_READ_ONLY);
+    assert_int_equal(abi_capacity(h), ST_SECTORS);
+    VixDiskLibInfo *info = NULL;
+    ABI_OK(VixDiskLib_GetInfo(h, &info));
+    assert_int_equal(info->adapterType, VIXDISKLIB_ADAPTER_SCSI_LSILOGIC);
+    VixDiskLib_FreeInfo(info);
+    for (uint64 sec = 0; sec < ST_SECTORS; sec += 2048) {
+        uint64 n = ST_SECTORS - sec < 2048 ? ST_SECTORS - sec : 2048;
+        memset(buf, 0xEE, n * SECTOR);
+        ABI_OK(VixDiskLib_Read(h, sec, n, buf));
+        for (uint64 i = 0; i < n * SECTOR; i++)
+            if (buf[i] != ref[sec * SECTOR + i])
+                fail_msg("byte %lu is 0x%02x, expected 0x%02x",
+                         (unsigned long)(sec * SECTOR + i), buf[i], ref[sec * SECTOR + i]);
+    }
+    /* Grains holding only zeros (gaps, the zero region, the zeroed grain)
+     * are holes; every other grain is allocated. */
+    uint64 ngr = (ST_BYTES + ST_GRAIN - 1) / ST_GRAIN;
+    VixDiskLibBlockList *bl = NULL;
+    ABI_OK(VixDiskLib_QueryAllocatedBlocks(h, 0, ngr * 128, 128, &bl));
+    uint8 *alloc = calloc(ngr, 1);
+    assert_non_null(alloc);
+    for (uint32 i = 0; i < bl->numBlocks; i++)
+        for (uint64 g = bl->blocks[i].offset / 128;
+             g < (bl->blocks[i].offset + bl->blocks[i].length) / 128; g++)
+            alloc[g] = 1;
+    ABI_OK(VixDiskLib_FreeBlockList(bl));
+    uint64 holes = 0;
+    for (uint64 g = 0; g < ngr; g++) {
+        size_t glen = (size_t)(ST_BYTES - g * ST_GRAIN < ST_GRAIN ? ST_BYTES - g * ST_GRAIN
+                                                                  : ST_GRAIN);
+        int data = !abi_is_zero(ref + g * ST_GRAIN, glen);
+        if (alloc[g] != data)
+            fail_msg("grain %lu: QueryAllocatedBlocks says %s, expected %s",
+                     (unsigned long)g, alloc[g] ? "data" : "hole", data ? "data" : "hole");
+        holes += !data;
+    }
+    assert_true(holes > 500);               /* the gaps really are holes */
+    free(alloc);
+    abi_close(h);
+
+    /* qemu-img reads the same bytes and finds the file consistent. */
+    if (!have_qemu_img()) {
+        print_message("SKIP (part): qemu-img is not installed; compare/check not run\n");
+    } else {
+        const char *raw = abi_path("st.raw");
+        FILE *f = fopen(raw, "wb");
+        assert_non_null(f);
+        assert_int_equal(fwrite(ref, 1, ST_BYTES, f), ST_BYTES);
+        assert_int_equal(fclose(f), 0);
+        char cmd[4096];
+        snprintf(cmd, sizeof cmd, "qemu-img compare -q -f raw -F vmdk '%s' '%s'", raw, path);
+        run_ok(cmd);
+        snprintf(cmd, sizeof cmd, "qemu-img check -q -f vmdk '%s'", path);
+        run_ok(cmd);
+    }
+    free(buf);
+    free(ref);
+}
+
+/* The error and detail of the last call, which must name path. */
+static void expect_detail(const char *path, const char *text)
+{
+    const char *detail = NULL;
+    vddk_disk_last_error(&detail);
+    assert_non_null(detail);
+    if (!strstr(detail, path) || !strstr(detail, text))
+        fail_msg("detail \"%s\" should name %s and say \"%s\"", detail, path, text);
+}
+
+static void test_stream_errors(void **state)
+{
+    (void)state;
+    const char *path = abi_path("se.vmdk");
+    uint8 data[4096];
+    memset(data, 0x5a, sizeof data);
+    vddk_disk_stream *st = NULL;
+
+    /* Wrong disk type, bad arguments. */
+    VixDiskLibCreateParams bad = abi_create_params(VIXDISKLIB_DISK_MONOLITHIC_SPARSE, 4096);
+    ABI_ERR(vddk_disk_stream_create(path, &bad, &st), VIX_E_INVALID_ARG);
+    assert_null(st);
+    expect_detail(path, "diskType");
+    VixDiskLibCreateParams cp = abi_create_params(VIXDISKLIB_DISK_STREAM_OPTIMIZED, 4096);
+    ABI_ERR(vddk_disk_stream_create(NULL, &cp, &st), VIX_E_INVALID_ARG);
+    ABI_ERR(vddk_disk_stream_create(path, NULL, &st), VIX_E_INVALID_ARG);
+    ABI_ERR(vddk_disk_stream_write(NULL, 0, data, 1), VIX_E_INVALID_ARG);
+    ABI_ERR(vddk_disk_stream_close(NULL, TRUE), VIX_E_INVALID_ARG);
+    expect_dir("");
+
+    /* An existing path is never replaced. */
+    abi_write_file(path, "not a disk\n");
+    ABI_ERR(vddk_disk_stream_create(path, &cp, &st), VIX_E_FILE_ALREADY_EXISTS);
+    assert_null(st);
+    expect_detail(path, "exists");
+    expect_dir("se.vmdk");
+    assert_int_equal(unlink(path), 0);
+
+    /* Going backwards: an error with text; the stream is then lost, and
+     * a commit removes everything. */
+    ABI_OK(vddk_disk_stream_create(path, &cp, &st));
+    ABI_OK(vddk_disk_stream_write(st, 1000, data, 100));
+    ABI_OK(vddk_disk_stream_write(st, 1100, data, 100));
+    ABI_ERR(vddk_disk_stream_write(st, 1199, data, 10), VIX_E_INVALID_ARG);
+    expect_detail(path, "backwards");
+    ABI_FAILS(vddk_disk_stream_write(st, 5000, data, 10));
+    assert_int_equal(abi_count_prefix(abi_dir(), ".se.partial-"), 1);
+    ABI_FAILS(vddk_disk_stream_close(st, TRUE));
+    expect_detail(path, "backwards");
+    expect_dir("");
+
+    /* Past the capacity: an error, nothing written. */
+    ABI_OK(vddk_disk_stream_create(path, &cp, &st));
+    ABI_ERR(vddk_disk_stream_write(st, 4096 * SECTOR - 10, data, 20), VIX_E_DISK_OUTOFRANGE);
+    expect_detail(path, "capacity");
+    ABI_ERR(vddk_disk_stream_write(st, 4096 * SECTOR + 1, data, 0), VIX_E_DISK_OUTOFRANGE);
+    ABI_OK(vddk_disk_stream_close(st, FALSE));
+    expect_dir("");
+
+    /* close(FALSE) after several MiB of data leaves nothing. */
+    VixDiskLibCreateParams big = abi_create_params(VIXDISKLIB_DISK_STREAM_OPTIMIZED, 8u << 11);
+    ABI_OK(vddk_disk_stream_create(path, &big, &st));
+    for (uint64 off = 0; off < (6u << 20); off += sizeof data)
+        ABI_OK(vddk_disk_stream_write(st, off, data, sizeof data));
+    ABI_OK(vddk_disk_stream_close(st, FALSE));
+    expect_dir("");
+    assert_false(abi_exists(path));
+
+    /* An empty stream commits to a valid all-zero disk. */
+    ABI_OK(vddk_disk_stream_create(path, &cp, &st));
+    ABI_OK(vddk_disk_stream_close(st, TRUE));
+    expect_dir("se.vmdk");
+    VixDiskLibHandle h = abi_open(path, VIXDISKLIB_FLAG_OPEN_READ_ONLY);
+    assert_int_equal(abi_capacity(h), 4096);
+    abi_expect_zero(h, 0, 4096);
+    abi_close(h);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(int argc, char **argv)
@@ -769,6 +1015,8 @@ int main(int argc, char **argv)
         T(test_shared_position_threads),
         T(test_multithread_gvddk),
         T(test_disjoint_same_sector),
+        T(test_stream_write),
+        T(test_stream_errors),
         T(test_seek_overflow),        /* last: see the comment there */
     };
     abi_filters(argc, argv);

@@ -1,6 +1,7 @@
 /* fuzz_soap.c - SOAP replies as src/vsphere reads them: any bytes go
  * through vs_soap_parse (envelope, body, faults) with a status the first
- * byte picks; a reply it accepts is then read as an NFC ticket.  Any input
+ * byte picks; a reply it accepts is then read as an NFC ticket and turned
+ * into JSON (json.c) as a VM's configuration would be.  Any input
  * must end in an error or success, never in a crash or a leak. */
 #include <stdint.h>
 #include <stdlib.h>
@@ -25,6 +26,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         vs_ticket_free(&t);
         free(vs_xml_type(reply));
         free(vs_xml_child_text(reply, "returnval"));
+        char *json = NULL;
+        if (vs_xml_to_json(reply, &json) == 0 && (!json || !*json))
+            abort();   /* success always gives a document */
+        free(json);
         xmlFreeDoc(doc);
     }
     return 0;
