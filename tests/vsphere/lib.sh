@@ -52,7 +52,8 @@
 #                            1 no answer in time (VCSIM_CMD_TIMEOUT, 30 s).
 #       Commands:
 #         snapshot VM NAME              {"snapshot":"snapshot-N"}
-#         setdisk VM KEY FILE [PARENT...]  point disk KEY at a chain
+#         setdisk VM KEY FILE [PARENT...] [capkb=N]  point disk KEY at a
+#                                       chain (and set its capacity)
 #         adddisk VM FILE CAPACITYKB    {"key":N}
 #         poweron VM / poweroff VM      {"power":"poweredOn"|"poweredOff"}
 #                                       (already so is no error)

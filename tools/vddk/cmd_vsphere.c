@@ -19,6 +19,8 @@ static struct {
     unsigned port, nfc_port;
     VixDiskLibConnectParams *cp;
     VixDiskLibConnection conn;
+    char **vms;                    /* every --vm given, in order */
+    size_t nvms;
 } R;
 
 static char *read_password_file(const char *path)
@@ -117,6 +119,16 @@ int vddk_remote_options(int *argc, char **argv)
             free(*dst);
             if (!(*dst = strdup(val)))
                 return vddk_fail("out of memory");
+            if (dst == &R.vm) {
+                char **nv = realloc(R.vms, (R.nvms + 1) * sizeof *nv);
+                if (!nv || !(nv[R.nvms] = strdup(val))) {
+                    if (nv)
+                        R.vms = nv;
+                    return vddk_fail("out of memory");
+                }
+                R.vms = nv;
+                R.nvms++;
+            }
         }
     }
     argv[out] = NULL;
@@ -138,6 +150,12 @@ int vddk_remote_options(int *argc, char **argv)
         return VDDK_EXIT_USAGE;
     }
     return 0;
+}
+
+const char *const *vddk_remote_vms(size_t *n)
+{
+    *n = R.nvms;
+    return (const char *const *)R.vms;
 }
 
 int vddk_remote_set(void)
@@ -223,6 +241,11 @@ void vddk_remote_exit(void)
     R.cp = NULL;
     if (R.password)
         memset(R.password, 0, strlen(R.password));
+    for (size_t i = 0; i < R.nvms; i++)
+        free(R.vms[i]);
+    free(R.vms);
+    R.vms = NULL;
+    R.nvms = 0;
     char **s[] = { &R.server, &R.user, &R.password, &R.thumb, &R.vm, &R.snapshot, &R.modes };
     for (size_t i = 0; i < sizeof s / sizeof s[0]; i++) {
         free(*s[i]);

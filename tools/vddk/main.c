@@ -36,6 +36,9 @@ static const struct vddk_cmd *const commands[] = {
     &vddk_cmd_serve,
     &vddk_cmd_vsphere,
     &vddk_cmd_thumbprint,
+    &vddk_cmd_backup,
+    &vddk_cmd_verify,
+    &vddk_cmd_restore,
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 

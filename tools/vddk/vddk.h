@@ -61,11 +61,16 @@ extern const struct vddk_cmd vddk_cmd_bench;
 extern const struct vddk_cmd vddk_cmd_serve;
 extern const struct vddk_cmd vddk_cmd_vsphere;
 extern const struct vddk_cmd vddk_cmd_thumbprint;
+extern const struct vddk_cmd vddk_cmd_backup;
+extern const struct vddk_cmd vddk_cmd_verify;
+extern const struct vddk_cmd vddk_cmd_restore;
 
 /* vSphere disks (cmd_vsphere.c): the connection options of every
  * subcommand, taken out of argv before the subcommand parses it. */
 int vddk_remote_options(int *argc, char **argv);
 int vddk_remote_set(void);
+/* Every --vm given (several for `vddk backup`), in order. */
+const char *const *vddk_remote_vms(size_t *n);
 int vddk_is_remote_path(const char *path);
 /* The connection for path: the vSphere one for "[ds] path" when a server
  * is set, else the local one. */

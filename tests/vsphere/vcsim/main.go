@@ -294,8 +294,18 @@ func cmdSnapshot(args []string) (interface{}, error) {
 }
 
 func cmdSetdisk(args []string) (interface{}, error) {
+	// An optional last argument capkb=N also sets the disk's capacity.
+	capKB := int64(0)
+	if n := len(args); n > 0 && strings.HasPrefix(args[n-1], "capkb=") {
+		v, err := strconv.ParseInt(strings.TrimPrefix(args[n-1], "capkb="), 10, 64)
+		if err != nil || v <= 0 {
+			return nil, fmt.Errorf("bad capacity %q", args[n-1])
+		}
+		capKB = v
+		args = args[:n-1]
+	}
 	if len(args) < 3 {
-		return nil, errors.New("usage: setdisk VMMOREF KEY FILE [PARENTFILE ...]")
+		return nil, errors.New("usage: setdisk VMMOREF KEY FILE [PARENTFILE ...] [capkb=N]")
 	}
 	vm, err := vmRef(args[0])
 	if err != nil {
@@ -334,6 +344,10 @@ func cmdSetdisk(args []string) (interface{}, error) {
 	}
 	chain[0].Uuid = backing.Uuid
 	disk.Backing = chain[0]
+	if capKB > 0 {
+		disk.CapacityInKB = capKB
+		disk.CapacityInBytes = capKB * 1024
+	}
 	want := describeDisks([]types.BaseVirtualDevice{disk})
 
 	before, err := snapshotDisks(vm)
