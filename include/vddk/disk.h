@@ -109,6 +109,55 @@ void vddk_disk_free_link_info(vddk_link_info *info);
 VixError vddk_disk_create_child(const char *parentPath, const char *childPath,
                                 VixDiskLibDiskType diskType, const char *parentHint);
 
+/* ---- raw images ------------------------------------------------------------
+ * A raw image is a plain file (or a block device) whose bytes are the
+ * disk's, as `qemu-img convert -O raw` writes it.  Opened as raw it is a
+ * disk like any other: Read, Write, Flush, GetInfo (one link, lsilogic,
+ * no disk database), QueryAllocatedBlocks (from the file's holes),
+ * Close.  Local connections only. */
+typedef enum {
+   VDDK_DISK_FORMAT_VMDK = 1,    /* a descriptor, or a sparse, streamOptimized, COWD or seSparse file */
+   VDDK_DISK_FORMAT_RAW = 2,     /* anything else: read byte for byte */
+} vddk_disk_format;
+
+/* What the local file (or block device) at path holds, by its content: its
+ * first bytes are a VMDK magic number or descriptor text, else it is raw.
+ * A file that cannot be read is an error (VIX_E_FILE_NOT_FOUND, ...). */
+VixError vddk_disk_probe(const char *path, vddk_disk_format *format);
+
+/* In vddk_disk_params.flags (beside VIXDISKLIB_FLAG_OPEN_*): open path as
+ * a raw image (vddk_disk_open_raw) instead of a VMDK. */
+#define VDDK_DISK_FLAG_OPEN_RAW (1u << 24)
+
+/* Open the raw image at path (a regular file: its size rounded up to whole
+ * sectors, the tail reading as zeros; or a block device) on the local
+ * connection conn, as VixDiskLib_Open opens a VMDK; flags are
+ * VIXDISKLIB_FLAG_OPEN_* (READ_ONLY matters).  The handle works with every
+ * VixDiskLib call that takes one; close it with VixDiskLib_Close. */
+VixError vddk_disk_open_raw(VixDiskLibConnection conn, const char *path, uint32 flags,
+                            VixDiskLibHandle *handle);
+
+/* Copy what the disk open as src reads into a raw image at dstPath.  A new
+ * file is built under a hidden temporary name in dstPath's directory and
+ * put in place when complete; it is sparse (holes wherever src has no data
+ * or reads zeros) unless rawFlags has VDDK_DISK_RAW_PREALLOCATE (every
+ * block allocated).  An existing block device is written in place: it
+ * must hold at least src's capacity (the rest of it is not touched).  An
+ * existing dstPath (a block device too) is VIX_E_FILE_ALREADY_EXISTS
+ * unless overWrite; nothing is written on refusal. */
+#define VDDK_DISK_RAW_PREALLOCATE 1u
+VixError vddk_disk_clone_raw(VixDiskLibHandle src, const char *dstPath, uint32 rawFlags,
+                             VixDiskLibProgressFunc progressFunc, void *progressCallbackData,
+                             Bool overWrite);
+
+/* VixDiskLib_Clone from an open handle (a raw image, a single link, ...)
+ * rather than a path: a new local disk at dstPath on the local connection
+ * dstConn, made with params. */
+VixError vddk_disk_clone_handle(VixDiskLibHandle src, VixDiskLibConnection dstConn,
+                                const char *dstPath, const VixDiskLibCreateParams *params,
+                                VixDiskLibProgressFunc progressFunc,
+                                void *progressCallbackData, Bool overWrite);
+
 /* ---- one-pass streamOptimized writer --------------------------------------
  * A new local streamOptimized disk written in one pass from data the caller
  * pushes at increasing offsets (a backup writing what it reads).  Calls on

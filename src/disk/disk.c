@@ -104,7 +104,10 @@ EXPORT VixError vddk_disk_open(const vddk_disk_params *p, vddk_disk **out)
     e = VixDiskLib_GetConnectParams(d->conn, &d->cparams);
     if (e != VIX_OK)
         goto undo_connect;
-    e = VixDiskLib_Open(d->conn, p->path, p->flags, &d->handle);
+    e = (p->flags & VDDK_DISK_FLAG_OPEN_RAW)
+            ? vddk_disk_open_raw(d->conn, p->path, p->flags & ~VDDK_DISK_FLAG_OPEN_RAW,
+                                 &d->handle)
+            : VixDiskLib_Open(d->conn, p->path, p->flags, &d->handle);
     if (e != VIX_OK)
         goto undo_connect;
     VixDiskLibInfo *info;

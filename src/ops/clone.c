@@ -57,7 +57,7 @@ static size_t unit_len(uint64_t pos, size_t left)
     return left < to_boundary ? left : to_boundary;
 }
 
-static int copy_all(struct vdisk *src, vmdk_disk *dst, struct progress *pr)
+static int copy_all(struct vdisk *src, struct vdisk *dst, struct progress *pr)
 {
     uint64_t cap = src->capacity, off = 0;
     int rc = report(pr, 0, cap);
@@ -90,7 +90,7 @@ static int copy_all(struct vdisk *src, vmdk_disk *dst, struct progress *pr)
                         break;
                     end_u += k;
                 }
-                rc = vmdk_pwrite(dst, buf + u, end_u - u, off + u);
+                rc = dst->ops->pwrite(dst, buf + u, end_u - u, off + u);
                 u = end_u;
             }
             off += n;
@@ -111,14 +111,20 @@ static int clone_plain(struct vdisk *src, const char *tmp, const struct vmdk_cre
     int rc = vmdk_create(tmp, p);
     if (rc < 0)
         return rc;
-    vmdk_disk *d;
-    if ((rc = vmdk_open(tmp, 0, &d)) < 0)
+    struct vdisk *d;
+    if ((rc = vdisk_open_local(tmp, 0, &d)) < 0)
         return rc;
     rc = copy_all(src, d, pr);
     if (rc == 0)
-        rc = vmdk_flush(d);
-    int crc = vmdk_close(d);
+        rc = d->ops->flush(d);
+    int crc = d->ops->close(d);
     return rc ? rc : crc;
+}
+
+int ops_copy_data(struct vdisk *src, struct vdisk *dst, ops_progress_fn progress, void *data)
+{
+    struct progress pr = { progress, data, -1 };
+    return copy_all(src, dst, &pr);
 }
 
 /* ---- streamOptimized: the compression pipeline (stream_pipe.c) ---------- */

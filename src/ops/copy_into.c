@@ -34,6 +34,15 @@ int ops_copy_into(struct vdisk *src, struct vdisk *dst, ops_progress_fn progress
         return vd_err_set(VD_E_INVAL, "the destination holds %llu bytes, the source %llu: "
                           "a disk can only be copied over one of the same capacity",
                           (unsigned long long)dst->capacity, (unsigned long long)src->capacity);
+    return ops_copy_over(src, dst, progress, data);
+}
+
+int ops_copy_over(struct vdisk *src, struct vdisk *dst, ops_progress_fn progress, void *data)
+{
+    if (src->capacity > dst->capacity)
+        return vd_err_set(VD_E_NOSPACE, "the destination holds %llu bytes, the source %llu: "
+                          "too small", (unsigned long long)dst->capacity,
+                          (unsigned long long)src->capacity);
     unsigned char *buf = malloc(CHUNK);
     unsigned char *z = dst->ops->zero ? NULL : calloc(1, CHUNK);
     if (!buf || (!dst->ops->zero && !z)) {

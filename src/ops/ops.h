@@ -20,6 +20,18 @@ int ops_rename(const char *src, const char *dst);
  * capacity is taken from src).  overwrite: replace an existing dst. */
 int ops_clone(struct vdisk *src, const char *dst, const struct vmdk_create_params *p,
               ops_progress_fn progress, void *data, int overwrite);
+/* The copy loop of ops_clone: read src's data runs and write into dst
+ * (same or larger capacity) the 64 KiB units of them that are not all
+ * zeros; everything else of dst is left as it is (a new disk: holes).
+ * No flush. */
+int ops_copy_data(struct vdisk *src, struct vdisk *dst, ops_progress_fn progress, void *data);
+/* Copy src into a raw image at dst (clone_raw.c): a new regular file built
+ * under a temporary name, sparse (holes where src reads zeros) or, with
+ * preallocate, fully allocated; or, when dst is an existing block device,
+ * written in place (it must be at least src's size; the rest of it is not
+ * touched).  An existing dst (block device included) needs overwrite. */
+int ops_clone_raw(struct vdisk *src, const char *dst, int preallocate,
+                  ops_progress_fn progress, void *data, int overwrite);
 /* Temporaries of ops_clone (clone.c), also used by the one-pass writer:
  * a hidden unique name for a disk being built for dst in dst's directory
  * (malloc'd, NULL without memory); removal of such leftovers of killed
@@ -44,6 +56,9 @@ int ops_stream_close(struct ops_stream *s, int commit);
 /* Copy the content of src over dst, an existing disk of the same capacity
  * (runs without data become zeros in dst); flushes dst. */
 int ops_copy_into(struct vdisk *src, struct vdisk *dst, ops_progress_fn progress, void *data);
+/* The same over a dst at least as large as src: [0, src capacity) of dst
+ * becomes src's content, the rest of dst is not touched. */
+int ops_copy_over(struct vdisk *src, struct vdisk *dst, ops_progress_fn progress, void *data);
 /* The NAS plugin fast path of ops_clone (clone_plugin.c): clone the extent
  * files of a single-link flat src through a plugin into a new flat disk
  * dst.  -VD_E_UNSUPPORTED (nothing changed, reason logged) when it does not

@@ -62,6 +62,16 @@ int vdisk_open_local(const char *path, unsigned flags, struct vdisk **out);
 struct vd_fs;
 int vdisk_open_fs(const char *path, unsigned flags, struct vd_fs *fs, const char *transport,
                   struct vdisk **out);
+/* Open a raw image (a regular file or a block device, vmdk/vdisk_raw.c):
+ * the disk's bytes are the file's; flags are enum vmdk_open_flags (only
+ * VMDK_OPEN_RDONLY matters). */
+int vdisk_open_raw(const char *path, unsigned flags, struct vdisk **out);
+/* Whether d is a raw image of vdisk_open_raw. */
+int vdisk_is_raw(const struct vdisk *d);
+/* *is_vmdk = 1 when the file at path is a VMDK by its content (a text
+ * descriptor, or the magic of a sparse, streamOptimized, COWD or seSparse
+ * file), else 0 (a raw image).  0, or an error when it cannot be read. */
+int vdisk_probe_vmdk(const char *path, int *is_vmdk);
 /* The local engine disk behind d, or NULL if d is not a local disk (a disk
  * read through a non-local vd_fs is not local: its files have no paths on
  * this host). */

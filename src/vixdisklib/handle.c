@@ -28,17 +28,22 @@ VixError vixdl_get_disk(const char *op, VixDiskLibHandle h)
             return e_;                                                      \
     } while (0)
 
-VIXDL_EXPORT VixError VixDiskLib_Open(const VixDiskLibConnection connection, const char *path,
-                                      uint32 flags, VixDiskLibHandle *diskHandle)
+VixError vixdl_open(const char *op, const VixDiskLibConnection connection, const char *path,
+                    uint32 flags, int raw, VixDiskLibHandle *diskHandle)
 {
     if (diskHandle)
         *diskHandle = NULL;
     struct VixDiskLibConnectParam *c;
-    VIXDL_CONN_OP("Open", connection, c);
+    VIXDL_CONN_OP(op, connection, c);
     VixError e = VIX_OK;
     if (!diskHandle || !path || !*path) {
-        e = vixdl_fail("Open", VIX_E_INVALID_ARG, "%s", !diskHandle ? "no place to return the "
+        e = vixdl_fail(op, VIX_E_INVALID_ARG, "%s", !diskHandle ? "no place to return the "
                        "handle" : "no disk path given");
+        goto out;
+    }
+    if (raw && c->remote) {
+        e = vixdl_fail(op, VIX_E_NOT_SUPPORTED_ON_REMOTE_OBJECT, "%s: raw images are local "
+                       "files or block devices", path);
         goto out;
     }
     unsigned vf = 0;
@@ -57,7 +62,7 @@ VIXDL_EXPORT VixError VixDiskLib_Open(const VixDiskLibConnection connection, con
     struct VixDiskLibHandleStruct *h = calloc(1, sizeof *h);
     if (!h || !(h->path = vd_strdup(path))) {
         free(h);
-        e = vixdl_fail("Open", VIX_E_OUT_OF_MEMORY, "out of memory");
+        e = vixdl_fail(op, VIX_E_OUT_OF_MEMORY, "out of memory");
         goto out;
     }
     if (c->remote && !c->vs &&
@@ -66,11 +71,12 @@ VIXDL_EXPORT VixError VixDiskLib_Open(const VixDiskLibConnection connection, con
          * decides whole chain or single link. */
         vixdl_log("Open: %s: SINGLE_LINK and compression flags do not apply to NBD "
                   "(the server chooses the chain; data is not compressed)", path);
-    int rc = vixdl_conn_open_disk(c, path, vf, codec, &h->disk);
+    int rc = raw ? vdisk_open_raw(path, vf, &h->disk)
+                 : vixdl_conn_open_disk(c, path, vf, codec, &h->disk);
     if (rc < 0) {
         free(h->path);
         free(h);
-        e = vixdl_fail_engine("Open", rc);
+        e = vixdl_fail_engine(op, rc);
         goto out;
     }
     h->conn = c;
@@ -82,15 +88,21 @@ VIXDL_EXPORT VixError VixDiskLib_Open(const VixDiskLibConnection connection, con
         h->disk->ops->close(h->disk);
         free(h->path);
         free(h);
-        e = vixdl_fail("Open", VIX_E_OUT_OF_MEMORY, "out of memory");
+        e = vixdl_fail(op, VIX_E_OUT_OF_MEMORY, "out of memory");
         goto out;
     }
-    vixdl_log("Open: %s (%s, %s)", path, (vf & VMDK_OPEN_RDONLY) ? "read-only" : "read-write",
-              h->disk->ops->transport);
+    vixdl_log("%s: %s (%s%s, %s)", op, path, raw ? "raw, " : "",
+              (vf & VMDK_OPEN_RDONLY) ? "read-only" : "read-write", h->disk->ops->transport);
     *diskHandle = h;
 out:
     vixdl_release(&c->obj);
     return e;
+}
+
+VIXDL_EXPORT VixError VixDiskLib_Open(const VixDiskLibConnection connection, const char *path,
+                                      uint32 flags, VixDiskLibHandle *diskHandle)
+{
+    return vixdl_open("Open", connection, path, flags, 0, diskHandle);
 }
 
 VIXDL_EXPORT VixError VixDiskLib_Close(VixDiskLibHandle h)

@@ -136,6 +136,10 @@ struct VixDiskLibHandleStruct {
     } while (0)
 
 VixError vixdl_get_disk(const char *op, VixDiskLibHandle h);
+/* VixDiskLib_Open as operation op; raw: path is a raw image (a local file
+ * or block device, vdisk_open_raw), refused on a remote connection. */
+VixError vixdl_open(const char *op, const VixDiskLibConnection connection, const char *path,
+                    uint32 flags, int raw, VixDiskLibHandle *diskHandle);
 int vixdl_async_submit(VixDiskLibHandle h, int write, uint64 off, uint64 len, void *buf,
                        VixDiskLibCompletionCB cb, void *data);
 void vixdl_async_wait(VixDiskLibHandle h);

@@ -1,11 +1,14 @@
 /* cmd_clone.c - `vddk clone` (alias `vddk convert`): copy a disk into a new
  * disk of any type with VixDiskLib_Clone; with --single-link, only the data
- * of the named link, copied through a handle opened SINGLE_LINK. */
+ * of the named link, copied through a handle opened SINGLE_LINK.  Raw
+ * images (vddk/disk.h): a SOURCE that is not a VMDK is opened raw and
+ * cloned from its handle; -t raw writes a raw image or block device. */
 #include "vddk.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -13,16 +16,22 @@ static int run_clone(int argc, char **argv);
 
 #define CLONE_HELP(name, what)                                                               \
     "usage: vddk " name " [-t TYPE] [-a ADAPTER] [--hwversion N] [--overwrite]\n"            \
-    "                  [--single-link] [--progress | -q] SOURCE DEST\n"                      \
+    "                  [--preallocate] [--single-link] [--progress | -q] SOURCE DEST\n"      \
     "\n"                                                                                     \
     what                                                                                     \
     "Copy what SOURCE reads (its whole chain) into DEST, a new disk of TYPE\n"               \
     "with the same capacity.  Ranges that hold no data or only zeros are not\n"              \
     "written.  DEST is built under a temporary name and put in place when\n"                 \
     "complete: a failed or interrupted clone (Ctrl-C) leaves no DEST.\n"                     \
+    "SOURCE may be a raw image (a file or block device that is not a VMDK\n"                \
+    "by its content and not named *.vmdk).\n"                                                \
+    "With -t raw, DEST is a raw image: a sparse file (holes where SOURCE\n"                  \
+    "has no data), or an existing block device written in place (it must be\n"              \
+    "at least SOURCE's size, and needs --overwrite).\n"                                      \
     "\n"                                                                                     \
     "Options:\n"                                                                             \
     "  -t, --type TYPE      type of DEST (default monolithicSparse):\n"                      \
+    "                         raw                   (a plain image)\n"                       \
     "                         monolithicSparse      (alias: sparse)\n"                       \
     "                         monolithicFlat        (alias: flat)\n"                         \
     "                         twoGbMaxExtentSparse  (alias: split-sparse)\n"                 \
@@ -35,6 +44,7 @@ static int run_clone(int argc, char **argv);
     "      --hwversion N    virtual hardware version (default: SOURCE's, else 4)\n"          \
     "      --overwrite      replace DEST if it exists (only once the copy is\n"              \
     "                       complete)\n"                                                     \
+    "      --preallocate    with -t raw: allocate the whole file (no holes)\n"               \
     "      --single-link    copy only the data SOURCE's own link holds, not its\n"           \
     "                       parents': the rest of DEST reads as zeros\n"                     \
     VDDK_PROGRESS_HELP                                                                       \
@@ -58,6 +68,7 @@ struct clone_args {
     const char *src, *dst;
     VixDiskLibCreateParams p;
     int have_adapter, have_hw, overwrite, single, progress;
+    int raw, preallocate;      /* -t raw, --preallocate */
 };
 
 static int exists(const char *path)
@@ -187,13 +198,14 @@ static int clone_single_link(const struct clone_args *a, struct vddk_h *s,
 
 static int run_clone(int argc, char **argv)
 {
-    enum { OPT_TYPE = 1, OPT_ADAPTER, OPT_HW, OPT_OVERWRITE, OPT_SINGLE };
+    enum { OPT_TYPE = 1, OPT_ADAPTER, OPT_HW, OPT_OVERWRITE, OPT_SINGLE, OPT_PREALLOC };
     static const struct vddk_opt opts[] = {
         { 't', "type", 1, OPT_TYPE },
         { 'a', "adapter", 1, OPT_ADAPTER },
         { 0, "hwversion", 1, OPT_HW },
         { 0, "overwrite", 0, OPT_OVERWRITE },
         { 0, "single-link", 0, OPT_SINGLE },
+        { 0, "preallocate", 0, OPT_PREALLOC },
         VDDK_PROGRESS_OPTS,
         { 0, NULL, 0, 0 },
     };
@@ -217,7 +229,8 @@ static int run_clone(int argc, char **argv)
             ret = VDDK_EXIT_USAGE;
             break;
         case OPT_TYPE:
-            a.p.diskType = vddk_parse_type(st.arg);
+            a.raw = strcasecmp(st.arg, "raw") == 0;
+            a.p.diskType = a.raw ? VIXDISKLIB_DISK_MONOLITHIC_SPARSE : vddk_parse_type(st.arg);
             if (a.p.diskType == VIXDISKLIB_DISK_UNKNOWN)
                 ret = vddk_usage_error(cmd, "unknown disk type '%s'", st.arg);
             break;
@@ -236,6 +249,7 @@ static int run_clone(int argc, char **argv)
             break;
         case OPT_OVERWRITE: a.overwrite = 1; break;
         case OPT_SINGLE: a.single = 1; break;
+        case OPT_PREALLOC: a.preallocate = 1; break;
         case VDDK_OPT_PROGRESS: a.progress = VDDK_PROGRESS_ON; break;
         case VDDK_OPT_QUIET: a.progress = VDDK_PROGRESS_OFF; break;
         }
@@ -247,6 +261,11 @@ static int run_clone(int argc, char **argv)
         a.dst = st.operands[1];
         if (strcmp(a.src, a.dst) == 0)
             ret = vddk_usage_error(cmd, "SOURCE and DEST are the same file");
+        else if (a.preallocate && !a.raw)
+            ret = vddk_usage_error(cmd, "--preallocate needs -t raw (the VMDK types say "
+                                   "themselves whether they are preallocated)");
+        else if (a.raw && vddk_is_remote_path(a.dst))
+            ret = vddk_usage_error(cmd, "-t raw writes local files and block devices only");
     }
     vddk_opt_free(&st);
     if (ret != VDDK_EXIT_OK)
@@ -255,9 +274,12 @@ static int run_clone(int argc, char **argv)
     /* The source's capacity, adapter and hardware version are the
      * defaults of the copy's. */
     struct vddk_h s;
-    uint32 flags = VIXDISKLIB_FLAG_OPEN_READ_ONLY | (a.single ? VIXDISKLIB_FLAG_OPEN_SINGLE_LINK : 0);
+    uint32 flags = VIXDISKLIB_FLAG_OPEN_READ_ONLY | VDDK_OPEN_ANY |
+                   (a.single ? VIXDISKLIB_FLAG_OPEN_SINGLE_LINK : 0);
     if (vddk_open(a.src, flags, &s) != 0)
         return VDDK_EXIT_FAIL;
+    if (s.raw && a.single)
+        a.single = 0;            /* a raw image is one link */
     a.p.capacity = s.info->capacity;
     if (!a.have_adapter)
         a.p.adapterType = s.info->adapterType;
@@ -280,7 +302,21 @@ static int run_clone(int argc, char **argv)
     struct vddk_progress *pg = NULL;
     if (ret == VDDK_EXIT_OK) {
         pg = vddk_progress_start(a.progress, cmd->name, capacity);
-        if (a.single) {
+        if (a.raw || s.raw) {
+            /* From the open handle: into a raw image, or a raw image into
+             * a new VMDK. */
+            vddk_warn_clear();
+            VixDiskLibConnection c = vddk_conn_for(a.dst);
+            VixError e = !c ? VIX_E_FAIL
+                         : a.raw ? vddk_disk_clone_raw(s.h, a.dst,
+                                                       a.preallocate ? VDDK_DISK_RAW_PREALLOCATE : 0,
+                                                       vddk_progress_cb, pg,
+                                                       a.overwrite ? TRUE : FALSE)
+                                 : vddk_disk_clone_handle(s.h, c, a.dst, &a.p, vddk_progress_cb,
+                                                          pg, a.overwrite ? TRUE : FALSE);
+            if (e != VIX_OK)
+                ret = vddk_vix_error(e, a.dst);
+        } else if (a.single) {
             ret = clone_single_link(&a, &s, pg);
         } else {
             /* Clone opens the source itself. */
@@ -302,7 +338,9 @@ static int run_clone(int argc, char **argv)
     if (ret == VDDK_EXIT_OK) {
         char h[VDDK_HUMAN_LEN];
         printf("cloned %s%s to %s: %s, %llu bytes (%s)\n", a.src,
-               a.single ? " (this link only)" : "", a.dst, vddk_type_name(a.p.diskType),
+               a.single ? " (this link only)" : "", a.dst,
+               a.raw ? (a.preallocate ? "raw, preallocated" : "raw")
+                     : vddk_type_name(a.p.diskType),
                (unsigned long long)capacity, vddk_human(capacity, h));
     }
     return ret;

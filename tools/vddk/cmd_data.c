@@ -202,7 +202,8 @@ static int parse_range_args(int argc, char **argv, const struct vddk_cmd *cmd,
 /* Open a disk for a range command and resolve the range. */
 static int open_range(struct range_args *a, int read_only, vddk_disk **d)
 {
-    if (vddk_hl_open(a->path, read_only, 0, d) != 0)
+    /* Reading commands take raw images too; fill writes VMDKs only. */
+    if (vddk_hl_open(a->path, read_only, read_only ? VDDK_OPEN_ANY : 0, d) != 0)
         return VDDK_EXIT_FAIL;
     int ret = vddk_resolve_range(a->path, vddk_disk_capacity(*d), a->off, a->have_len, &a->len);
     if (ret != VDDK_EXIT_OK) {
@@ -731,9 +732,9 @@ static int run_compare(int argc, char **argv)
     if (ret != VDDK_EXIT_OK)
         return ret;
 
-    if (vddk_hl_open(s[0].path, 1, 0, &s[0].d) != 0)
+    if (vddk_hl_open(s[0].path, 1, VDDK_OPEN_ANY, &s[0].d) != 0)
         return VDDK_EXIT_FAIL;
-    if (vddk_hl_open(s[1].path, 1, 0, &s[1].d) != 0) {
+    if (vddk_hl_open(s[1].path, 1, VDDK_OPEN_ANY, &s[1].d) != 0) {
         vddk_hl_close(s[0].d, s[0].path);
         return VDDK_EXIT_FAIL;
     }

@@ -148,7 +148,7 @@ static int run_map(int argc, char **argv)
 
     struct vddk_h d;
     uint32 flags = VIXDISKLIB_FLAG_OPEN_READ_ONLY | (single ? VIXDISKLIB_FLAG_OPEN_SINGLE_LINK : 0);
-    if (vddk_open(path, flags, &d) != 0)
+    if (vddk_open(path, flags | VDDK_OPEN_ANY, &d) != 0)
         return VDDK_EXIT_FAIL;
 
     struct run *runs = NULL;

@@ -196,6 +196,21 @@ int vddk_disk_error(const char *path)
 
 /* ---- opening disks -------------------------------------------------------- */
 
+int vddk_is_raw(const char *path)
+{
+    /* A name ending in .vmdk is always a VMDK: a damaged descriptor (or
+     * an extent file given by mistake) must fail, not read as raw. */
+    size_t n = strlen(path);
+    if (vddk_is_remote_path(path) || (n >= 5 && strcasecmp(path + n - 5, ".vmdk") == 0) ||
+        !vddk_conn())
+        return 0;
+    vddk_disk_format f;
+    vddk_warn_clear();
+    VixError e = vddk_disk_probe(path, &f);
+    vddk_warn_clear();
+    return e == VIX_OK && f == VDDK_DISK_FORMAT_RAW;
+}
+
 int vddk_open(const char *path, uint32 flags, struct vddk_h *d)
 {
     memset(d, 0, sizeof *d);
@@ -203,8 +218,11 @@ int vddk_open(const char *path, uint32 flags, struct vddk_h *d)
     VixDiskLibConnection c = vddk_conn_for(path);
     if (!c)
         return VDDK_EXIT_FAIL;
+    d->raw = (flags & VDDK_OPEN_ANY) && vddk_is_raw(path);
+    flags &= ~VDDK_OPEN_ANY;
     vddk_warn_clear();
-    VixError e = VixDiskLib_Open(c, path, flags, &d->h);
+    VixError e = d->raw ? vddk_disk_open_raw(c, path, flags, &d->h)
+                        : VixDiskLib_Open(c, path, flags, &d->h);
     if (e != VIX_OK) {
         d->h = NULL;
         return vddk_vix_error(e, path);
@@ -243,6 +261,9 @@ int vddk_hl_open(const char *path, int read_only, uint32 flags, vddk_disk **out)
     vddk_disk_params p;
     memset(&p, 0, sizeof p);
     p.path = path;
+    if ((flags & VDDK_OPEN_ANY) && vddk_is_raw(path))
+        flags |= VDDK_DISK_FLAG_OPEN_RAW;
+    flags &= ~VDDK_OPEN_ANY;
     p.flags = flags | (read_only ? VIXDISKLIB_FLAG_OPEN_READ_ONLY : 0);
     p.readOnly = read_only ? TRUE : FALSE;
     p.identity = "vddk";

@@ -183,9 +183,18 @@ struct vddk_h {
     const char *path;
     uint64_t capacity;        /* bytes */
     VixDiskLibInfo *info;
+    int raw;                  /* opened as a raw image */
 };
-/* Open path (VIXDISKLIB_FLAG_OPEN_* flags) and GetInfo; reports failure.
- * Returns 0 or VDDK_EXIT_FAIL. */
+/* In the flags of vddk_open and vddk_hl_open (the tool's own bit): a local
+ * file or block device that is not a VMDK by its content opens as a raw
+ * image (vddk_disk_probe, vddk_disk_open_raw). */
+#define VDDK_OPEN_ANY (1u << 30)
+/* Whether path is a local raw image by its content (0 when it is a VMDK,
+ * remote, named *.vmdk, or cannot be read: the VMDK open then reports
+ * why). */
+int vddk_is_raw(const char *path);
+/* Open path (VIXDISKLIB_FLAG_OPEN_* flags, VDDK_OPEN_ANY) and GetInfo;
+ * reports failure.  Returns 0 or VDDK_EXIT_FAIL. */
 int vddk_open(const char *path, uint32 flags, struct vddk_h *d);
 /* Close (NULL handle: nothing); reports failure.  0 or VDDK_EXIT_FAIL. */
 int vddk_close(struct vddk_h *d);
