@@ -1,7 +1,9 @@
 /* links.c - per-link details for vddk/disk.h (what GetInfo cannot carry). */
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "vddk/disk.h"
+#include "disk_priv.h"
 #include "../ops/ops.h"
 #include "../plugin/vdplugin.h"
 #include "../util/fileio.h"
@@ -83,5 +85,11 @@ EXPORT VixError vddk_disk_create_child(const char *parentPath, const char *child
         return vixdl_fail(op, VIX_E_INVALID_ARG, "%s: a child disk must be monolithicSparse "
                           "or twoGbMaxExtentSparse", childPath);
     int rc = vmdk_create_child_hint(childPath, parentPath, (enum vmdk_type)diskType, parentHint);
-    return rc < 0 ? vixdl_fail_engine(op, rc) : VIX_OK;
+    if (rc < 0) {
+        char msg[1024];
+        snprintf(msg, sizeof msg, "%s: %s", op, vd_err_msg());
+        disk_note_error(vixdl_from_vd(rc), msg);
+        return vixdl_fail_engine(op, rc);
+    }
+    return VIX_OK;
 }

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "abi_util.h"
@@ -1002,6 +1003,53 @@ static void test_stream_errors(void **state)
 
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
+/* vddk_disk_create_child: a relative parent hint keeps the chain valid
+ * when both directories move; a hint that does not lead to the parent is
+ * refused and creates nothing. */
+static void test_create_child_hint(void **state)
+{
+    (void)state;
+    char base[PATH_MAX], kid[PATH_MAX], parent[PATH_MAX + 16], child[PATH_MAX + 16];
+    snprintf(base, sizeof base, "%s/mon", abi_dir());
+    snprintf(kid, sizeof kid, "%s/tue", abi_dir());
+    assert_int_equal(mkdir(base, 0755), 0);
+    assert_int_equal(mkdir(kid, 0755), 0);
+    snprintf(parent, sizeof parent, "%s/p.vmdk", base);
+    snprintf(child, sizeof child, "%s/c.vmdk", kid);
+    abi_create_ok(parent, VIXDISKLIB_DISK_MONOLITHIC_SPARSE, 2048);
+    VixDiskLibHandle h = abi_open(parent, 0);
+    abi_write_pattern(h, 0, 256, 7);
+    abi_close(h);
+
+    ABI_ERR(vddk_disk_create_child(parent, child, VIXDISKLIB_DISK_MONOLITHIC_SPARSE,
+                                   "../elsewhere/p.vmdk"), VIX_E_INVALID_ARG);
+    expect_detail(child, "does not lead to");
+    assert_false(abi_exists(child));
+    ABI_ERR(vddk_disk_create_child(parent, child, VIXDISKLIB_DISK_MONOLITHIC_FLAT, NULL),
+            VIX_E_INVALID_ARG);
+    ABI_OK(vddk_disk_create_child(parent, child, VIXDISKLIB_DISK_MONOLITHIC_SPARSE,
+                                  "../mon/p.vmdk"));
+    h = abi_open(child, 0);
+    abi_expect_pattern(h, 0, 256, 7);
+    abi_write_pattern(h, 100, 8, 9);
+    abi_close(h);
+
+    /* Both directories move together: the chain still opens. */
+    char moved[PATH_MAX], mb[PATH_MAX + 16], mk[PATH_MAX + 16];
+    snprintf(moved, sizeof moved, "%s/moved", abi_dir());
+    snprintf(mb, sizeof mb, "%s/mon", moved);
+    snprintf(mk, sizeof mk, "%s/tue/c.vmdk", moved);
+    assert_int_equal(mkdir(moved, 0755), 0);
+    assert_int_equal(rename(base, mb), 0);
+    snprintf(mb, sizeof mb, "%s/tue", moved);
+    assert_int_equal(rename(kid, mb), 0);
+    h = abi_open(mk, VIXDISKLIB_FLAG_OPEN_READ_ONLY);
+    abi_expect_pattern(h, 0, 100, 7);
+    abi_expect_pattern(h, 100, 8, 9);
+    abi_expect_pattern(h, 108, 148, 7);
+    abi_close(h);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -1017,6 +1065,7 @@ int main(int argc, char **argv)
         T(test_disjoint_same_sector),
         T(test_stream_write),
         T(test_stream_errors),
+        T(test_create_child_hint),
         T(test_seek_overflow),        /* last: see the comment there */
     };
     abi_filters(argc, argv);
