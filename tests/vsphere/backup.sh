@@ -45,7 +45,8 @@ import json, sys
 j = json.load(open(sys.argv[1]))
 for i, vm in enumerate(j["vms"][:2]):
     d = vm["disks"][0]
-    print("VM%d=%s; KEY%d=%s; FILE%d='%s'" % (i, vm["moref"], i, d["key"], i, d["file"]))
+    print("VM%d=%s; KEY%d=%s; FILE%d='%s'; NAME%d='%s'" %
+          (i, vm["moref"], i, d["key"], i, d["file"], i, vm["name"]))
 EOF
 )"
 [ -n "${VM1:-}" ] || die "vcsim has fewer than two VMs"
@@ -141,6 +142,13 @@ check_restore "$S/full" "$W/r-full"
 # A restored thin disk stays thin: disk A's copy holds about its data.
 sz=$(du -k "$W/r-full/$VM0/disk-$KEY0.vmdk" | cut -f1)
 [ "$sz" -lt 16384 ] || die "restored disk A takes $sz KiB"
+# --all with a name filter picks VM1 only; --progress draws on stderr.
+V backup --transport https --all --name "$NAME1" --progress --per-host 1 --parallel 1 \
+    "$S/one" >"$W/out" 2>"$W/err" || die "backup --all --name: $(cat "$W/err")"
+[ "$(mf "[v['moref'] for v in m['vms']]" "$S/one")" = "['$VM1']" ] || die "--all --name picked $(mf "[v['moref'] for v in m['vms']]" "$S/one")"
+grep -q "backup: 2/2 disks" "$W/err" || die "no progress line: $(cat "$W/err")"
+grep -q "backed up 1 VM, 2 disks" "$W/out" || die "summary: $(cat "$W/out")"
+rm -rf "$S/one"
 log "full backup, verify and restore: ok"
 
 # ---- sparse sets, and an incremental on top ----------------------------------------------------
