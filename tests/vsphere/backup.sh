@@ -261,6 +261,28 @@ done
 # The kills must have hit mid-backup at least once.
 [ "$swept" -gt 0 ] || die "no kill left a snapshot behind: the cleanup was not exercised"
 [ "$partials" -gt 0 ] || die "no kill left a partial set behind"
+# Ctrl-C (SIGINT) and SIGTERM: the run itself removes its snapshots and
+# its partial set before exiting.
+interrupted=0
+for sig in INT TERM INT; do
+    # shellcheck disable=SC2086
+    "$VDDK" backup --transport https -q --parallel 1 --vm "$VM0" --vm "$VM1" $CONN \
+        "$S/sig" >/dev/null 2>"$W/err" &
+    pid=$!
+    sleep 0.3
+    kill -$sig $pid 2>/dev/null || true
+    rc=0
+    wait $pid || rc=$?
+    if [ "$rc" -ne 0 ]; then
+        interrupted=$((interrupted + 1))
+        grep -q "interrupted" "$W/err" || die "SIG$sig: $(cat "$W/err")"
+        [ ! -e "$S/sig" ] || die "SIG$sig left a set"
+    fi
+    ls "$S" | grep -q "sig.partial" && die "SIG$sig left a partial set"
+    no_snapshots_of_ours "after SIG$sig"
+    rm -rf "$S/sig"
+done
+[ "$interrupted" -gt 0 ] || die "no signal arrived mid-backup"
 log "killed backups: ok ($swept left a snapshot, $partials a partial set; all cleaned up)"
 
 # ---- over NFC: a backup with nbdssl, a restore into the VM ---------------------------------
