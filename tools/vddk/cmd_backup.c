@@ -1108,6 +1108,9 @@ static int run_backup(int argc, char **argv)
     }
     pthread_mutex_init(&b.lock, NULL);
     pthread_cond_init(&b.cond, NULL);
+    /* From here on a signal is a request to stop cleanly: the partial set
+     * and any snapshot made are removed. */
+    catch_signals();
     double t0 = vddk_now();
     iso_now(b.started);
     if (gethostname(b.hostname, sizeof b.hostname - 1) < 0)
@@ -1159,7 +1162,11 @@ static int run_backup(int argc, char **argv)
     if ((ret = resolve_vms(&b, all, name_glob)) != 0)
         goto out;
 
-    catch_signals();
+    if (got_signal) {
+        vddk_fail("backup failed: interrupted");
+        ret = VDDK_EXIT_FAIL;
+        goto out;
+    }
     struct painter pt;
     painter_start(&pt, &b);
     int nworkers = b.parallel;
@@ -1235,7 +1242,6 @@ static int run_backup(int argc, char **argv)
         if (remove_snapshot(&b, &b.vms[i]) != 0)
             failed_prepare = 1;
     painter_end(&pt);
-    release_signals();
     if (b.failed)
         vddk_fail("backup failed: %s", b.errmsg);
     ret = b.failed || failed_prepare ? VDDK_EXIT_FAIL : finish_set(&b);
@@ -1255,6 +1261,7 @@ static int run_backup(int argc, char **argv)
 out:
     if (ret != 0 && b.tmp_dir)
         remove_tree(b.tmp_dir);
+    release_signals();
     if (b.sess)
         vddk_disk_vsphere_session_close(b.sess);
     vddk_opt_free(&st);
