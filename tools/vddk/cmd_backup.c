@@ -272,7 +272,7 @@ struct backup {
     struct hostcount *hosts;
     size_t nhosts;
     /* totals */
-    uint64_t total_capacity, disks_done, disks_total;
+    uint64_t disks_done, disks_total;
     struct manifest m;
 };
 
@@ -589,18 +589,22 @@ struct painter {
 static void paint(struct backup *b, int final)
 {
     char line[512], h1[VDDK_HUMAN_LEN], h2[VDDK_HUMAN_LEN];
-    uint64_t done = 0;
+    uint64_t done = 0, total = 0, ndisks = 0;
     size_t used;
+    /* Only VMs whose preparation is complete (set under the lock) are
+     * looked at: the main thread builds the others' disk lists. */
     pthread_mutex_lock(&b->lock);
     for (size_t i = 0; i < b->nvms; i++)
-        for (size_t k = 0; k < b->vms[i].ndisks; k++)
+        for (size_t k = 0; b->vms[i].prepared && k < b->vms[i].ndisks; k++) {
             done += __atomic_load_n(&b->vms[i].disks[k].done, __ATOMIC_RELAXED);
+            total += b->vms[i].disks[k].src->capacity;
+            ndisks++;
+        }
     used = (size_t)snprintf(line, sizeof line, "backup: %llu/%llu disks, %s of %s",
-                            (unsigned long long)b->disks_done,
-                            (unsigned long long)b->disks_total, vddk_human(done, h1),
-                            vddk_human(b->total_capacity, h2));
+                            (unsigned long long)b->disks_done, (unsigned long long)ndisks,
+                            vddk_human(done, h1), vddk_human(total, h2));
     for (size_t i = 0; i < b->nvms && used < 76; i++)
-        for (size_t k = 0; k < b->vms[i].ndisks && used < 76; k++) {
+        for (size_t k = 0; b->vms[i].prepared && k < b->vms[i].ndisks && used < 76; k++) {
             struct bdisk *bd = &b->vms[i].disks[k];
             if (bd->state != 1 || !bd->out->capacity)
                 continue;
@@ -797,7 +801,6 @@ static int prepare_vm(struct backup *b, struct bvm *vm)
             free(bd->base_path);
             bd->base_path = rp;
         }
-        b->total_capacity += src->capacity;
         b->disks_total++;
     }
     return 0;
