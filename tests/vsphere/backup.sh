@@ -223,14 +223,24 @@ mv "$DIR1/bk-b.away" "$DIR1/bk-b.vmdk"
 V backup --transport https -q --vm "$VM0" "$S/full" 2>"$W/err" && die "backup into an existing set"
 grep -q "already exists" "$W/err" || die "message: $(cat "$W/err")"
 
-# Killed at random points: never a complete-looking set; the next run
-# cleans up the snapshot and the partial directory.
+# wait_started PID NAME: until the run has made NAME.partial-PID (or ended)
+wait_started() {
+    n=0
+    while [ ! -d "$S/$2.partial-$1" ] && [ $n -lt 600 ] && kill -0 "$1" 2>/dev/null; do
+        sleep 0.05
+        n=$((n + 1))
+    done
+}
+# Killed at points after its start (the slowest start is an ASan build's):
+# never a complete-looking set; the next run cleans up the snapshot and the
+# partial directory.
 swept=0 partials=0
-for delay in 0.05 0.4 1.5; do
+for delay in 0.05 0.4 1.2; do
     # shellcheck disable=SC2086
     "$VDDK" backup --transport https -q --parallel 1 --vm "$VM0" --vm "$VM1" $CONN \
         "$S/killed" >/dev/null 2>&1 &
     pid=$!
+    wait_started $pid killed
     sleep "$delay"
     kill -9 $pid 2>/dev/null || true
     wait $pid 2>/dev/null || true
@@ -269,7 +279,10 @@ for sig in INT TERM; do
     "$VDDK" backup --transport https -q --parallel 1 --vm "$VM0" --vm "$VM1" $CONN \
         "$S/sig" >/dev/null 2>"$W/err" &
     pid=$!
-    sleep 0.15
+    # Signal once the run has started its set (its handlers are set by
+    # then), however slow the start (ASan builds).
+    wait_started $pid sig
+    sleep 0.1
     kill -$sig $pid 2>/dev/null || true
     rc=0
     wait $pid || rc=$?
