@@ -7,7 +7,10 @@
 #   make install PREFIX=DIR  install into DIR (default /usr/local)
 #   make fuzz                run scripts/fuzz.sh
 #   make bench               build, then run bench/run.sh
-#   make clean               remove $(BUILD), $(BUILD)-asan and build-fuzz
+#   make deb                 Debian packages into $(DEB_DIR) (scripts/deb.sh)
+#   make check-deb           make deb, then check the packages (tests/deb)
+#   make clean               remove $(BUILD), $(BUILD)-asan, $(BUILD)-gocache
+#                            and build-fuzz
 #
 # CC selects the compiler: `make CC=clang check`.  A compiler given on the
 # command line gets its own build directory (build-clang), since CMake
@@ -26,6 +29,10 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE ?= cmake
 CTEST ?= ctest
 CMAKE_ARGS ?=
+DEB_DIR ?= build-deb
+# Both trees build the same vcsim (tests/vsphere) with one Go build cache:
+# the second tree only links it.
+VCSIM_GOCACHE ?= $(abspath $(BUILD))-gocache
 
 # The CMake-generated makefiles run their own make: keep this make's flags
 # and command-line variables (CC=..., PREFIX=...) out of it.
@@ -33,17 +40,19 @@ RUN_CMAKE = env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL $(CMAKE)
 RUN_CTEST = env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL $(CTEST)
 
 .PHONY: all build build-asan deps demo check check-asan install fuzz bench clean
+.PHONY: deps-deb deb check-deb
 
 all: build
 
 # Configure once per build directory (CC is read only then); later builds
 # re-run CMake by themselves when a CMakeLists.txt changes.
 $(BUILD)/CMakeCache.txt:
-	CC="$(CC)" $(RUN_CMAKE) -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) $(CMAKE_ARGS)
+	CC="$(CC)" $(RUN_CMAKE) -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) \
+	    -DVCSIM_GOCACHE=$(VCSIM_GOCACHE) $(CMAKE_ARGS)
 
 $(BUILD_ASAN)/CMakeCache.txt:
 	CC="$(CC)" $(RUN_CMAKE) -S . -B $(BUILD_ASAN) -DCMAKE_BUILD_TYPE=Debug \
-	    -DOPENVDDK_SANITIZE=ON $(CMAKE_ARGS)
+	    -DOPENVDDK_SANITIZE=ON -DVCSIM_GOCACHE=$(VCSIM_GOCACHE) $(CMAKE_ARGS)
 
 build: $(BUILD)/CMakeCache.txt
 	$(RUN_CMAKE) --build $(BUILD) --parallel $(JOBS)
@@ -76,7 +85,17 @@ fuzz:
 bench: build
 	BUILD="$(BUILD)" sh bench/run.sh
 
+deps-deb:
+	sh scripts/deps.sh deb
+
+# Built in a temporary copy of the tree with dpkg-buildpackage, -j2.
+deb: deps-deb
+	env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL JOBS=$(JOBS) sh scripts/deb.sh $(DEB_DIR)
+
+check-deb: deb
+	sh tests/deb/check_deb.sh $(DEB_DIR)
+
 # Only the directories these targets make (run `make clean CC=clang` for
 # the clang ones); other build-* directories are left alone.
 clean:
-	rm -rf -- $(BUILD) $(BUILD_ASAN) build-fuzz
+	rm -rf -- $(BUILD) $(BUILD_ASAN) $(VCSIM_GOCACHE) build-fuzz $(DEB_DIR)

@@ -1,6 +1,9 @@
 #!/bin/sh
 # Install the Debian packages that building, testing and the demo need.
 # Does nothing (and needs no network) when every package is already present.
+#
+#   sh scripts/deps.sh          what make, make check and make demo need
+#   sh scripts/deps.sh deb      also what make deb and make check-deb need
 set -eu
 
 PKGS="
@@ -29,6 +32,11 @@ libcurl4-gnutls-dev
 libxml2-dev
 libjson-c-dev
 "
+# make deb (debian/control's Build-Depends beyond the above) and
+# make check-deb (lintian, man -l, systemd-analyze when present).
+if [ "${1:-}" = deb ]; then
+    PKGS="$PKGS debhelper dpkg-dev lintian man-db"
+fi
 
 missing=""
 for p in $PKGS; do

@@ -19,7 +19,7 @@ JOBS=${FUZZ_JOBS:-$(nproc 2>/dev/null || echo 2)}
 if [ $# -gt 0 ]; then
     TARGETS=$*
 else
-    TARGETS="fuzz_descriptor fuzz_sparse fuzz_cowd fuzz_stream fuzz_nbd_server fuzz_nfc_codec fuzz_nfc_client fuzz_soap fuzz_manifest"
+    TARGETS="fuzz_descriptor fuzz_sparse fuzz_cowd fuzz_stream fuzz_nbd_server fuzz_nfc_codec fuzz_nfc_client fuzz_soap fuzz_manifest fuzz_repair"
 fi
 
 max_len() {
@@ -33,6 +33,7 @@ max_len() {
         fuzz_nfc_client) echo "${FUZZ_MAX_LEN:-300000}" ;;
         fuzz_soap) echo "${FUZZ_MAX_LEN:-16384}" ;;
         fuzz_manifest) echo "${FUZZ_MAX_LEN:-16384}" ;;
+        fuzz_repair) echo "${FUZZ_MAX_LEN:-256}" ;;
         *) echo "${FUZZ_MAX_LEN:-65536}" ;;
     esac
 }

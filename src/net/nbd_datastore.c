@@ -8,16 +8,26 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "nbd_datastore.h"
 #include "nbd_proto.h"
 #include "../util/err.h"
 #include "../util/fileio.h"
+#include "../util/vfile.h"
 #include "../vmdk/vmdk.h"
 
 #define LIST_MAX 1000
 #define LIST_DEPTH 4
 #define DESC_MAX NBD_MAX_STRING
+
+/* The one reply for every name the server will not serve for a reason that
+ * involves a path: missing, outside every datastore (through "..", an
+ * absolute path or a symbolic link, of the export or of any file of its
+ * chain), not a regular file, not readable.  Being the same for all, it
+ * tells a client nothing about paths outside the datastores; the server's
+ * log says which it was. */
+#define REFUSED_TEXT "no such disk (not found, outside every datastore, or not a disk file)"
 
 struct ds {
     char *name;
@@ -28,12 +38,60 @@ struct nbd_datastores {
     struct ds *v;
     int n;
     int single_link, readonly;
+    /* Disks are opened through fs: the local file system under a policy
+     * (ds_check) that refuses every path outside the datastores before it
+     * is opened or even looked for. */
+    struct vd_fs fs;
+    struct vd_fs_policy pol;
+    void (*log)(void *ctx, int level, const char *msg);
+    void *log_ctx;
+    int log_level;
 };
+
+static int ds_check(void *ctx, const char *path);
 
 int nbd_ds_new(struct nbd_datastores **out)
 {
-    *out = calloc(1, sizeof **out);
-    return *out ? 0 : vd_err_set(VD_E_NOMEM, "out of memory");
+    struct nbd_datastores *m = calloc(1, sizeof *m);
+    if (!m)
+        return vd_err_set(VD_E_NOMEM, "out of memory");
+    m->pol.check = ds_check;
+    m->pol.ctx = m;
+    vd_fs_local_confined(&m->fs, &m->pol);
+    *out = m;
+    return 0;
+}
+
+void nbd_ds_set_log(struct nbd_datastores *m, void (*log)(void *ctx, int level, const char *msg),
+                    void *ctx, int level)
+{
+    m->log = log;
+    m->log_ctx = ctx;
+    m->log_level = level;
+}
+
+static void ds_log(const struct nbd_datastores *m, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void ds_log(const struct nbd_datastores *m, int level, const char *fmt, ...)
+{
+    if (!m->log || level > m->log_level)
+        return;
+    char msg[1536];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    m->log(m->log_ctx, level, msg);
+}
+
+/* Refuse export name with the one reply (REFUSED_TEXT); the log gets why. */
+static uint32_t refuse(const struct nbd_datastores *m, const char *name, char *msg,
+                       size_t msglen, const char *why)
+{
+    ds_log(m, NBD_LOG_INFO, "export \"%s\" refused: %s", name, why);
+    snprintf(msg, msglen, "%s", REFUSED_TEXT);
+    return NBD_REP_ERR_UNKNOWN;
 }
 
 void nbd_ds_free(struct nbd_datastores *m)
@@ -112,6 +170,31 @@ static const struct ds *ds_of(const struct nbd_datastores *m, const char *real)
     return NULL;
 }
 
+/* The file layer's policy (vfile.h): path may be opened, or looked for,
+ * only if its real path lies inside a datastore.  A path that does not
+ * exist is judged by the real path of its directory; one whose directory
+ * does not exist either is refused. */
+static int ds_check(void *ctx, const char *path)
+{
+    const struct nbd_datastores *m = ctx;
+    char *real = realpath(path, NULL);
+    if (!real && (errno == ENOENT || errno == ENOTDIR)) {
+        const char *base = vd_path_base(path);
+        char *dir = vd_path_dir(path);
+        char *rdir = dir && *base && strcmp(base, ".") != 0 && strcmp(base, "..") != 0
+                         ? realpath(dir, NULL) : NULL;
+        if (rdir)
+            real = vd_asprintf("%s/%s", strcmp(rdir, "/") == 0 ? "" : rdir, base);
+        free(dir);
+        free(rdir);
+    }
+    int ok = real && ds_of(m, real);
+    free(real);
+    if (!ok)
+        return vd_err_set(VD_E_ACCESS, "%s is outside every datastore", path);
+    return 0;
+}
+
 static const struct ds *find(const struct nbd_datastores *m, const char *name, size_t nl)
 {
     for (int i = 0; i < m->n; i++)
@@ -157,11 +240,8 @@ static uint32_t resolve(void *ctx, const char *name, char **key, char *msg, size
         snprintf(msg, msglen, "export \"%s\" names no disk", name);
         return NBD_REP_ERR_UNKNOWN;
     }
-    if (rel[0] == '/') {
-        snprintf(msg, msglen, "export \"%s\": the path must be relative to the datastore",
-                 name);
-        return NBD_REP_ERR_POLICY;
-    }
+    if (rel[0] == '/')
+        return refuse(m, name, msg, msglen, "the path must be relative to the datastore");
     char *full = vd_asprintf("%s/%s", d->dir, rel);
     if (!full) {
         snprintf(msg, msglen, "out of memory");
@@ -170,22 +250,19 @@ static uint32_t resolve(void *ctx, const char *name, char **key, char *msg, size
     char *real = realpath(full, NULL);
     int e = errno;
     free(full);
-    if (!real) {
-        snprintf(msg, msglen, "export \"%s\": %s", name,
-                 e == ENOENT || e == ENOTDIR ? "no such disk" : strerror(e));
-        return NBD_REP_ERR_UNKNOWN;
-    }
-    if (!inside(d->dir, real)) {
-        snprintf(msg, msglen, "export \"%s\" resolves outside datastore \"%s\": refused", name,
-                 d->name);
-        free(real);
-        return NBD_REP_ERR_POLICY;
-    }
+    if (!real)
+        return refuse(m, name, msg, msglen, strerror(e));
+    char why[256] = "";
     struct stat st;
-    if (stat(real, &st) < 0 || !S_ISREG(st.st_mode)) {
-        snprintf(msg, msglen, "export \"%s\" is not a disk file", name);
+    if (!inside(d->dir, real))
+        snprintf(why, sizeof why, "it resolves outside datastore \"%s\"", d->name);
+    else if (stat(real, &st) < 0 || !S_ISREG(st.st_mode))
+        snprintf(why, sizeof why, "not a regular file");
+    else if (access(real, R_OK) < 0)
+        snprintf(why, sizeof why, "%s", strerror(errno));
+    if (why[0]) {
         free(real);
-        return NBD_REP_ERR_UNKNOWN;
+        return refuse(m, name, msg, msglen, why);
     }
     *key = real;
     return 0;
@@ -234,17 +311,28 @@ static uint32_t open_disk(void *ctx, const char *key, struct vdisk **out, char *
         flags |= VMDK_OPEN_SINGLE_LINK;
     vd_err_clear();
     struct vdisk *d;
-    int rc = vdisk_open_local(key, flags, &d);
+    const struct ds *ds = ds_of(m, key);
+    const char *rel = ds ? key + strlen(ds->dir) + 1 : vd_path_base(key);
+    /* Every file of the chain is checked by ds_check before it is opened. */
+    int rc = vdisk_open_fs(key, flags, &m->fs, NULL, &d);
     if (rc < 0) {
-        const struct ds *ds = ds_of(m, key);
-        snprintf(msg, msglen, "[%s] %s: %s", ds ? ds->name : "?",
-                 ds ? key + strlen(ds->dir) + 1 : vd_path_base(key),
+        if (rc == -VD_E_ACCESS || rc == -VD_E_NOTFOUND) {
+            ds_log(m, NBD_LOG_INFO, "[%s] %s refused: %s", ds ? ds->name : "?", rel,
+                   vd_err_msg());
+            snprintf(msg, msglen, "%s", REFUSED_TEXT);
+            return NBD_REP_ERR_UNKNOWN;
+        }
+        snprintf(msg, msglen, "[%s] %s: %s", ds ? ds->name : "?", rel,
                  rc == -VD_E_LOCKED ? "the disk is in use by another program" : vd_err_msg());
         return NBD_REP_ERR_UNKNOWN;
     }
-    if (chain_inside(m, d, msg, msglen) < 0) {
+    /* Belt and braces: what was opened is inside. */
+    char why[512] = "";
+    if (chain_inside(m, d, why, sizeof why) < 0) {
         d->ops->close(d);
-        return NBD_REP_ERR_POLICY;
+        ds_log(m, NBD_LOG_WARN, "[%s] %s refused: %s", ds ? ds->name : "?", rel, why);
+        snprintf(msg, msglen, "%s", REFUSED_TEXT);
+        return NBD_REP_ERR_UNKNOWN;
     }
     *out = d;
     return 0;

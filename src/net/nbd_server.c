@@ -48,6 +48,8 @@ struct conn {
     int fd_gone;                   /* st.fd closed (under the server lock) */
     char who[288];                 /* peer, for messages */
     int fixed, no_zeroes, tls_done, structured;
+    enum net_tls_mode tls_mode;    /* the server's TLS when the connection came */
+    struct net_tls_server *tls;
     char *meta_export;             /* export the contexts were selected for */
     int meta_alloc;
     /* transmission */
@@ -917,7 +919,7 @@ static int negotiate(struct conn *c)
             return -1;
         }
         int ret = 0;   /* -1 close, 1 transmission */
-        if (s->cfg.tls_mode == NET_TLS_REQUIRE && !c->tls_done &&
+        if (c->tls_mode == NET_TLS_REQUIRE && !c->tls_done &&
             opt != NBD_OPT_STARTTLS && opt != NBD_OPT_ABORT) {
             if (opt == NBD_OPT_EXPORT_NAME) {
                 slog(s, NBD_LOG_INFO, "%s: EXPORT_NAME without TLS on a TLS-only server; "
@@ -970,7 +972,7 @@ static int negotiate(struct conn *c)
             }
             break;
         case NBD_OPT_STARTTLS:
-            if (s->cfg.tls_mode == NET_TLS_OFF || !s->cfg.tls) {
+            if (c->tls_mode == NET_TLS_OFF || !c->tls) {
                 ret = opt_error(c, opt, NBD_REP_ERR_POLICY, "TLS is not enabled on this server");
             } else if (c->tls_done) {
                 ret = opt_error(c, opt, NBD_REP_ERR_INVALID, "TLS is already active");
@@ -981,7 +983,7 @@ static int negotiate(struct conn *c)
             } else {
                 char who[96] = "";
                 vd_err_clear();
-                if (net_tls_server_start(s->cfg.tls, &c->st, c->st.rd_timeout_ms, who,
+                if (net_tls_server_start(c->tls, &c->st, c->st.rd_timeout_ms, who,
                                          sizeof who) < 0) {
                     slog(s, NBD_LOG_WARN, "%s", vd_err_msg());
                     ret = -1;
@@ -1067,6 +1069,10 @@ static struct conn *conn_new(struct nbd_server *s, const struct net_stream *st)
     c->srv = s;
     c->st = *st;
     snprintf(c->who, sizeof c->who, "%s", st->peer);
+    pthread_mutex_lock(&s->lock);
+    c->tls_mode = s->cfg.tls_mode;
+    c->tls = s->cfg.tls;
+    pthread_mutex_unlock(&s->lock);
     pthread_mutex_init(&c->qlock, NULL);
     pthread_cond_init(&c->qcond, NULL);
     pthread_cond_init(&c->space, NULL);
@@ -1131,6 +1137,15 @@ int nbd_server_add_listener(struct nbd_server *s, int fd)
         return vd_err_set(VD_E_INVAL, "too many listening sockets");
     s->listen_fds[s->nlisten++] = fd;
     return 0;
+}
+
+void nbd_server_set_tls(struct nbd_server *s, enum net_tls_mode mode,
+                        struct net_tls_server *tls)
+{
+    pthread_mutex_lock(&s->lock);
+    s->cfg.tls_mode = tls ? mode : NET_TLS_OFF;
+    s->cfg.tls = tls;
+    pthread_mutex_unlock(&s->lock);
 }
 
 void nbd_server_stop(struct nbd_server *s)

@@ -62,6 +62,11 @@ int nbd_server_add_listener(struct nbd_server *s, int fd);
 /* Accept and serve until nbd_server_stop; then stop reading new requests,
  * let the ones in flight finish, flush and close every open disk. */
 int nbd_server_run(struct nbd_server *s);
+/* TLS for the connections accepted from now on (a reload); connections
+ * already open keep the credentials they started with, so the caller
+ * frees the previous ones only after nbd_server_run has returned. */
+void nbd_server_set_tls(struct nbd_server *s, enum net_tls_mode mode,
+                        struct net_tls_server *tls);
 /* Ask run to return.  Async-signal-safe. */
 void nbd_server_stop(struct nbd_server *s);
 void nbd_server_free(struct nbd_server *s);

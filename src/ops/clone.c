@@ -324,6 +324,10 @@ int ops_clone(struct vdisk *src, const char *dst, const struct vmdk_create_param
 {
     if (!src || !dst || !*dst || !p)
         return vd_err_set(VD_E_INVAL, "clone needs a source, a destination and parameters");
+    /* The temporary disk is made under another name: check dst's own. */
+    int nrc = vd_check_desc_name(dst, vd_path_base(dst), NULL);
+    if (nrc < 0)
+        return nrc;
     ops_sweep_temps(dst);
     /* NAS plugin fast path (clone_plugin.c): flat disks cloned by the
      * storage; -VD_E_UNSUPPORTED means copy here as usual. */

@@ -109,6 +109,13 @@ int ops_check_repair(const char *path, int repair, ops_report_fn report, void *d
     int rc = vmdk_check(path, repair, report_cb, &b, &res);
     if (rc < 0)
         return rc;
+    if (!repair && res.problems && res.cantfix == res.problems)
+        return vd_err_set(VD_E_CANTREPAIR, "%s: %u problem%s found that no repair can fix",
+                          path, res.problems, res.problems == 1 ? "" : "s");
+    if (!repair && res.problems && res.cantfix)
+        return vd_err_set(VD_E_CANTREPAIR, "%s: %u problem%s found; %u of them no repair can "
+                          "fix, so a repair would change nothing", path, res.problems,
+                          res.problems == 1 ? "" : "s", res.cantfix);
     if (!repair && res.problems)
         return vd_err_set(VD_E_NEEDSREPAIR, "%s: %u problem%s found (run CheckRepair with "
                           "repair to fix them)", path, res.problems, res.problems == 1 ? "" : "s");

@@ -55,6 +55,9 @@ int ops_rename(const char *src, const char *dst)
 {
     if (!src || !dst || !*src || !*dst)
         return vd_err_set(VD_E_INVAL, "source and destination names are required");
+    int nrc = vd_check_desc_name(dst, vd_path_base(dst), NULL);
+    if (nrc < 0)
+        return nrc;
     if (access(dst, F_OK) == 0)
         return vd_err_set(VD_E_EXISTS, "%s: file already exists", dst);
     struct link *l;
@@ -87,7 +90,9 @@ int ops_rename(const char *src, const char *dst)
             goto out;
         }
         free(parent);
-        rc = desc_set(&l->desc, "parentFileNameHint", nh);
+        rc = vd_check_desc_name(dst, nh, "parent hint");
+        if (rc == 0)
+            rc = desc_set(&l->desc, "parentFileNameHint", nh);
         free(nh);
         if (rc < 0)
             goto out;

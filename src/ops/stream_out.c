@@ -39,6 +39,9 @@ int ops_stream_create(const char *path, const struct vmdk_create_params *p,
     if (p->type != VMDK_TYPE_STREAM_OPTIMIZED)
         return vd_err_set(VD_E_INVAL, "%s: a one-pass stream writes only streamOptimized "
                           "disks, not %s", path, vmdk_type_name(p->type));
+    int nrc = vd_check_desc_name(path, vd_path_base(path), NULL);
+    if (nrc < 0)
+        return nrc;
     struct stat st;
     if (lstat(path, &st) == 0)
         return vd_err_set(VD_E_EXISTS, "%s: file already exists", path);

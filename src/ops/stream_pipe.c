@@ -50,32 +50,6 @@ struct stream_pipe {
     int nthreads;
 };
 
-/* Whether a grain looks like random bytes, which deflate cannot shrink
- * (already compressed or encrypted data): the byte counts of a 16 KiB
- * sample (four 4 KiB pieces spread over the grain) are as even as random
- * bytes give.  The statistic is chi-square over 255 degrees of freedom:
- * random data scores about 255 +- 23, text, code, tables and images in the
- * thousands; below 400 the grain is stored (deflate's stored blocks,
- * level 0: the same format, a few bytes over the grain's size, as
- * compressing would end with) instead of searched for matches that are
- * not there, which costs as much as compressing real data. */
-static int looks_random(const unsigned char *g)
-{
-    enum { PIECE = 4096, PIECES = 4, EXPECT = PIECE * PIECES / 256 };
-    uint32_t cnt[256] = { 0 };
-    for (int k = 0; k < PIECES; k++) {
-        const unsigned char *q = g + (size_t)k * (SP_GRAIN / PIECES);
-        for (int i = 0; i < PIECE; i++)
-            cnt[q[i]]++;
-    }
-    uint64_t chi = 0;
-    for (int i = 0; i < 256; i++) {
-        int64_t d = (int64_t)cnt[i] - EXPECT;
-        chi += (uint64_t)(d * d);
-    }
-    return chi < 400u * EXPECT;
-}
-
 /* Compress the grains of s that hold anything but zeros; c compresses,
  * store only wraps data in a zlib stream (level 0). */
 static int compress_batch(struct stream_pipe *p, struct slot *s,
@@ -92,7 +66,7 @@ static int compress_batch(struct stream_pipe *p, struct slot *s,
         const unsigned char *in = s->b.raw + (size_t)g * SP_GRAIN;
         if (vd_is_zero(in, SP_GRAIN))
             continue;
-        size_t n = libdeflate_zlib_compress(looks_random(in) ? store : c, in, SP_GRAIN,
+        size_t n = libdeflate_zlib_compress(vmdk_grain_looks_random(in, SP_GRAIN) ? store : c, in, SP_GRAIN,
                                             s->z + g * p->zbound, p->zbound);
         if (!n)
             return vd_err_set(VD_E_IO, "compressing grain %llu failed",

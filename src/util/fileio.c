@@ -11,6 +11,8 @@
 #include <sys/random.h>
 #include <unistd.h>
 
+#include "err.h"
+
 /* An O_DIRECT file refuses unaligned transfers with EINVAL: drop O_DIRECT
  * on that descriptor and let the caller retry through the page cache. */
 static int drop_direct(int fd)
@@ -197,4 +199,53 @@ int vd_is_zero(const void *buf, size_t len)
     if (len <= 16)
         return 1;
     return memcmp(p, p + 16, len - 16) == 0;
+}
+
+/* s with control characters escaped, in buf. */
+static const char *escaped(const char *s, char *buf, size_t n)
+{
+    size_t o = 0;
+    for (; *s && o + 5 < n; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '\n')
+            o += (size_t)snprintf(buf + o, n - o, "\\n");
+        else if (c == '\r')
+            o += (size_t)snprintf(buf + o, n - o, "\\r");
+        else if (c == '\t')
+            o += (size_t)snprintf(buf + o, n - o, "\\t");
+        else if (c < 0x20 || c == 0x7f)
+            o += (size_t)snprintf(buf + o, n - o, "\\x%02x", c);
+        else
+            buf[o++] = (char)c;
+    }
+    buf[o] = '\0';
+    return buf;
+}
+
+int vd_check_desc_name(const char *file, const char *name, const char *what)
+{
+    const char *bad = NULL;
+    char cbuf[32];
+    for (const unsigned char *p = (const unsigned char *)name; *p && !bad; p++) {
+        if (*p == '"')
+            bad = "'\"'";
+        else if (*p == '\n')
+            bad = "a newline";
+        else if (*p == '\r')
+            bad = "a carriage return";
+        else if (*p < 0x20 || *p == 0x7f) {
+            snprintf(cbuf, sizeof cbuf, "a control character (0x%02x)", *p);
+            bad = cbuf;
+        }
+    }
+    if (!bad)
+        return 0;
+    char fb[1024], nb[1024];
+    if (!what)
+        return vd_err_set(VD_E_INVAL, "%s: a disk file name may not contain %s (a VMDK "
+                          "descriptor names its files between double quotes, one to a line)",
+                          escaped(file, fb, sizeof fb), bad);
+    return vd_err_set(VD_E_INVAL, "%s: the %s %s may not contain %s (a VMDK descriptor names "
+                      "files between double quotes, one to a line)", escaped(file, fb, sizeof fb),
+                      what, escaped(name, nb, sizeof nb), bad);
 }

@@ -24,6 +24,15 @@ char *vd_path_join(const char *dir, const char *name);
 /* path without its final ".vmdk" (case-insensitive), malloc'd. */
 char *vd_path_stem(const char *path);
 
+/* A descriptor writes file names (extent files, the parent hint) between
+ * double quotes, one to a line, so such a name can hold neither '"' nor a
+ * control character (a newline would start a descriptor line of its own).
+ * Check name, which file (the disk being made) would write into its
+ * descriptor: 0, or VD_E_INVAL with a message naming file (control
+ * characters shown as \n, \t, \x01) and the character.  what is NULL when
+ * name is file's own base name, else what name is ("parent hint"). */
+int vd_check_desc_name(const char *file, const char *name, const char *what);
+
 /* Fill buf with random bytes (getrandom, falling back to /dev/urandom). */
 void vd_random(void *buf, size_t len);
 /* A random CID that is neither ffffffff nor fffffffe. */

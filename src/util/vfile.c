@@ -84,16 +84,18 @@ int vd_file_from_fd(int fd, int own_fd, const char *path, struct vd_file **out)
 
 static int lfs_open(struct vd_fs *fs, const char *path, struct vd_file **out)
 {
-    (void)fs;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return vd_err_errno(errno, "%s: cannot open", path);
+    int fd;
+    int rc = vd_open_disk_file(fs, path, O_RDONLY, &fd, NULL);
+    if (rc < 0)
+        return rc;
     return vd_file_from_fd(fd, 1, path, out);
 }
 
 static int lfs_exists(struct vd_fs *fs, const char *path)
 {
-    (void)fs;
+    int rc = vd_fs_check(fs, path);
+    if (rc < 0)
+        return rc;
     struct stat st;
     if (stat(path, &st) == 0)
         return 1;
@@ -113,6 +115,74 @@ struct vd_fs *vd_fs_local(void)
 int vd_fs_is_local(const struct vd_fs *fs)
 {
     return !fs || fs == &local_fs || fs->ops == &local_fs_ops;
+}
+
+void vd_fs_local_confined(struct vd_fs *fs, const struct vd_fs_policy *pol)
+{
+    fs->ops = &local_fs_ops;
+    fs->impl = (void *)pol;
+}
+
+int vd_fs_check(struct vd_fs *fs, const char *path)
+{
+    if (!fs || fs->ops != &local_fs_ops || !fs->impl)
+        return 0;
+    const struct vd_fs_policy *pol = fs->impl;
+    return pol->check ? pol->check(pol->ctx, path) : 0;
+}
+
+static const char *file_kind(mode_t m)
+{
+    return S_ISFIFO(m) ? "a FIFO" : S_ISSOCK(m) ? "a socket" : S_ISCHR(m) ? "a character device"
+         : S_ISDIR(m) ? "a directory" : "a special file";
+}
+
+static int not_a_disk_file(const char *path, mode_t m)
+{
+    return vd_err_set(VD_E_INVAL, "%s: is %s, not a disk file (a disk must be a regular file "
+                      "or a block device)", path, file_kind(m));
+}
+
+int vd_open_disk_file(struct vd_fs *fs, const char *path, int flags, int *fdp,
+                      struct stat *stp)
+{
+    int rc = vd_fs_check(fs, path);
+    if (rc < 0)
+        return rc;
+    /* O_NONBLOCK: opening a FIFO must not wait for a writer. */
+    int fl = flags | O_CLOEXEC | O_NONBLOCK;
+    int fd = open(path, fl);
+    if (fd < 0 && (fl & O_DIRECT) && errno == EINVAL)
+        fd = open(path, fl & ~O_DIRECT);   /* file system without O_DIRECT */
+    if (fd < 0) {
+        int e = errno;
+        struct stat st;
+        /* A socket (ENXIO) or a directory opened for writing (EISDIR). */
+        if ((e == ENXIO || e == EISDIR) && stat(path, &st) == 0 && !S_ISREG(st.st_mode) &&
+            !S_ISBLK(st.st_mode))
+            return not_a_disk_file(path, st.st_mode);
+        return vd_err_errno(e, "%s: cannot open", path);
+    }
+    struct stat st;
+    if (fstat(fd, &st) < 0) {
+        rc = vd_err_errno(errno, "%s: stat", path);
+        close(fd);
+        return rc;
+    }
+    if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {
+        close(fd);
+        return not_a_disk_file(path, st.st_mode);
+    }
+    int cur = fcntl(fd, F_GETFL);
+    if (cur < 0 || fcntl(fd, F_SETFL, cur & ~O_NONBLOCK) < 0) {
+        rc = vd_err_errno(errno, "%s: fcntl", path);
+        close(fd);
+        return rc;
+    }
+    if (stp)
+        *stp = st;
+    *fdp = fd;
+    return 0;
 }
 
 int vd_file_pread(struct vd_file *f, void *buf, size_t len, uint64_t off, int eof_is_error)

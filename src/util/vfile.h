@@ -62,6 +62,34 @@ struct vd_fs *vd_fs_local(void);
 /* fs is the local file system (NULL counts as local). */
 int vd_fs_is_local(const struct vd_fs *fs);
 
+/* A path policy on the local file system: check(ctx, path) returns 0 to
+ * allow path, or a negative vd_err (message set) to refuse it.  The engine
+ * asks it before it opens any file of a disk (descriptor, extents,
+ * parents) or tests whether one exists, so a refused file is never
+ * touched (`vddk serve` confines disks to its datastores this way). */
+struct vd_fs_policy {
+    int (*check)(void *ctx, const char *path);
+    void *ctx;
+};
+/* Make *fs the local file system under pol (both stay the caller's and
+ * must outlive every disk opened through fs).  vd_fs_is_local(fs) is true:
+ * disks are writable, locked, as on vd_fs_local(). */
+void vd_fs_local_confined(struct vd_fs *fs, const struct vd_fs_policy *pol);
+/* fs's policy on path: 0 when allowed (always on vd_fs_local() and on a
+ * non-local fs, which has its own names), else the policy's error. */
+int vd_fs_check(struct vd_fs *fs, const char *path);
+
+/* Open an existing local file of a disk; flags: O_RDONLY or O_RDWR, with
+ * O_DIRECT or O_EXCL if wanted (O_CLOEXEC is added).  fs's policy (NULL:
+ * none) is asked first.  The open never blocks: a FIFO, socket, character
+ * device or directory is refused with VD_E_INVAL ("PATH: is a FIFO, not a
+ * disk file (a disk must be a regular file or a block device)"); a
+ * regular file or block device is returned in *fdp in blocking mode, with
+ * its fstat in *st when st is not NULL. */
+struct stat;
+int vd_open_disk_file(struct vd_fs *fs, const char *path, int flags, int *fdp,
+                      struct stat *st);
+
 /* Wrap an open local descriptor (the vd_file owns it when own_fd).  path is
  * copied.  On failure a descriptor it would own is closed. */
 int vd_file_from_fd(int fd, int own_fd, const char *path, struct vd_file **out);

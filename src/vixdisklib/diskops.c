@@ -52,9 +52,13 @@ static VixError to_create_params(const char *op, const VixDiskLibCreateParams *c
     return rc < 0 ? vixdl_fail_engine(op, rc) : VIX_OK;
 }
 
-/* Record 4Kn sector sizes in the disk database (512 is the default). */
+/* Record 4Kn sector sizes in the disk database (512 is the default).  A
+ * caller initialised for an API before 7.0 passes the 24-byte 6.x struct,
+ * without the sector-size fields: they are not read, sectors are 512. */
 static int apply_sector_sizes(const char *path, const VixDiskLibCreateParams *cp)
 {
+    if (vixdl_api_major() < 7)
+        return 0;
     uint32 ls = cp->logicalSectorSize, ps = cp->physicalSectorSize;
     if (ls != 4096 && ps != 4096)
         return 0;
@@ -381,13 +385,16 @@ VIXDL_EXPORT VixError VixDiskLib_SpaceNeededForClone(VixDiskLibHandle h,
     return e;
 }
 
-/* Each finding of CheckRepair: problems and repairs to the warn callback,
- * the rest to the log callback. */
+/* Each finding of CheckRepair: problems, repairs, the undo journal and
+ * notes (marked "note: ") to the warn callback, the rest to the log
+ * callback. */
 static void check_report(void *data, int level, const char *msg)
 {
     (void)data;
     if (level == VMDK_REPORT_INFO)
         vixdl_log("CheckRepair: %s", msg);
+    else if (level == VMDK_REPORT_NOTE)
+        vixdl_warn("CheckRepair: note: %s", msg);
     else
         vixdl_warn("CheckRepair: %s", msg);
 }

@@ -14,6 +14,10 @@
 #include "../util/fileio.h"
 #include "../util/log.h"
 
+#ifndef OPENVDDK_REVISION
+#define OPENVDDK_REVISION "unknown"
+#endif
+
 #define OUR_MAJOR 8
 
 struct cfg_entry {
@@ -28,6 +32,7 @@ static struct {
     struct cfg_entry *cfg;
     size_t ncfg;
     char *lib_dir;
+    uint32 major;             /* the lowest API major version of the InitEx calls in force */
 } G = { .lock = PTHREAD_MUTEX_INITIALIZER, .log_level = 3 };
 
 static pthread_mutex_t out_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -142,6 +147,14 @@ VixError vixdl_fail_engine(const char *op, int rc)
     return vixdl_fail(op, e, "%s", vd_err_msg()[0] ? vd_err_msg() : vd_err_name(rc));
 }
 
+uint32 vixdl_api_major(void)
+{
+    pthread_mutex_lock(&G.lock);
+    uint32 m = G.refs > 0 ? G.major : OUR_MAJOR;
+    pthread_mutex_unlock(&G.lock);
+    return m;
+}
+
 int vixdl_initialised(void)
 {
     pthread_mutex_lock(&G.lock);
@@ -247,6 +260,10 @@ VIXDL_EXPORT VixError VixDiskLib_InitEx(uint32 majorVersion, uint32 minorVersion
                           "library implements the VixDiskLib %d API", majorVersion,
                           minorVersion, OUR_MAJOR);
     pthread_mutex_lock(&G.lock);
+    /* A caller built with an older header passes older (shorter) structs:
+     * the lowest version asked for decides which fields are read. */
+    if (G.refs == 0 || majorVersion < G.major)
+        G.major = majorVersion;
     if (G.refs++ > 0) {
         pthread_mutex_unlock(&G.lock);
         return VIX_OK;
@@ -265,7 +282,8 @@ VIXDL_EXPORT VixError VixDiskLib_InitEx(uint32 majorVersion, uint32 minorVersion
     vdplugin_load(libDir);
     vd_log_set_sink(log_sink);
     pthread_mutex_unlock(&G.lock);
-    vixdl_log("openvddk %s: initialised for API %u.%u, libDir %s", OPENVDDK_VERSION,
+    vixdl_log("openvddk %s (revision %s): initialised for API %u.%u, libDir %s",
+              OPENVDDK_VERSION, OPENVDDK_REVISION,
               majorVersion, minorVersion, libDir ? libDir : "(none)");
     return VIX_OK;
 }

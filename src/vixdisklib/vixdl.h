@@ -19,6 +19,10 @@
 /* ---- init, config, logging (init.c) ---- */
 
 int vixdl_initialised(void);
+/* The API major version the library was initialised for (the lowest of
+ * the InitEx calls in force; 8 when not initialised).  Below 7, callers'
+ * VixDiskLibCreateParams end before the 7.0 sector-size fields. */
+uint32 vixdl_api_major(void);
 /* Value of a config-file key (case-insensitive), or NULL. */
 const char *vixdl_config(const char *key);
 long vixdl_config_long(const char *key, long dflt);

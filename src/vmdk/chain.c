@@ -2,6 +2,7 @@
  * parents below.  Reads fall through holes to the parent; writes go to the
  * top link, copying the untouched part of a new grain from below. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -17,7 +18,7 @@
 #include "../util/fileio.h"
 #include "../util/vfile.h"
 
-#define MAX_LINKS 256
+#define MAX_LINKS VMDK_MAX_LINKS
 
 struct vmdk_disk {
     struct link *links[MAX_LINKS];
@@ -29,8 +30,15 @@ struct vmdk_disk {
  * negative vd_err. */
 static int path_exists(struct vd_fs *fs, const char *p)
 {
-    if (vd_fs_is_local(fs))
+    if (vd_fs_is_local(fs)) {
+        /* Under a path policy a refused path is not even looked at: for
+         * this file system it does not exist. */
+        if (vd_fs_check(fs, p) < 0) {
+            vd_err_clear();
+            return 0;
+        }
         return access(p, F_OK) == 0;
+    }
     return fs->ops->exists(fs, p);
 }
 
@@ -110,7 +118,7 @@ int vmdk_open_fs(const char *path, unsigned flags, struct vd_fs *fs, vmdk_disk *
             goto fail;
         }
         char *ppath = NULL;
-        int found;
+        int found = 0;
         if ((rc = resolve_parent(fs, child, &ppath, &found)) < 0)
             goto fail;
         int loop = 0;
@@ -126,6 +134,11 @@ int vmdk_open_fs(const char *path, unsigned flags, struct vd_fs *fs, vmdk_disk *
                 loop |= strcmp(d->links[i]->path, ppath) == 0;
         } else {
             struct stat st;
+            if (!found && (rc = vd_fs_check(fs, ppath)) < 0) {
+                vd_err_prefix("%s: parent", child->path);
+                free(ppath);
+                goto fail;
+            }
             if (stat(ppath, &st) < 0) {
                 rc = vd_err_errno(errno, "%s: parent disk %s", child->path, ppath);
                 free(ppath);
@@ -277,6 +290,135 @@ static int cow_read(void *ctx, void *buf, size_t len, uint64_t off)
     return read_from(c->d, c->li, buf, in, off);
 }
 
+static int status_from(vmdk_disk *d, int li, int single, uint64_t off, uint64_t len,
+                       uint64_t *run, int *status);
+
+/* ---- writes of zeros ------------------------------------------------- *
+ *
+ * A restore writes every block of an image, the empty ones too (nbdkit has
+ * no zero call for VDDK, and backup tools write what they read).  So that
+ * thin disks stay thin, a write whose data is all zero stores nothing where
+ * nothing would change: unallocated grains stay unallocated when the links
+ * below read zeros there, become zeroed-grain entries when the links below
+ * have data (where the extent kind has such entries), and holes of thin
+ * flat files are left alone or punched. */
+
+/* The length of the prefix of buf[0..len) whose units (unit bytes,
+ * aligned at multiples of unit counted from pos, the offset of buf[0])
+ * are all zero or all hold data; *zero says which. */
+static uint64_t zero_class_run(const unsigned char *buf, uint64_t len, uint64_t pos,
+                               uint64_t unit, int *zero)
+{
+    uint64_t n = unit - pos % unit;
+    if (n > len)
+        n = len;
+    *zero = vd_is_zero(buf, n);
+    while (n < len) {
+        uint64_t k = len - n < unit ? len - n : unit;
+        if (vd_is_zero(buf + n, k) != *zero)
+            break;
+        n += k;
+    }
+    return n;
+}
+
+/* Is the link thin-provisioned (vmfsThin, or a disk that says so)? */
+static int link_is_thin(const struct link *l)
+{
+    const char *t = desc_get(&l->desc, "ddb.thinProvisioned");
+    return (l->create_type && strcmp(l->create_type, "vmfsThin") == 0) ||
+           (t && strcmp(t, "1") == 0);
+}
+
+/* Zeros for [file_off, file_off+len) of a flat extent's file.  Nothing is
+ * written where the file has a hole; in a thin link the block-aligned
+ * part of a range holding data is punched out. */
+static int flat_write_zeros(const struct link *l, struct extent *e, const void *zeros,
+                            uint64_t len, uint64_t file_off)
+{
+    off_t data = lseek(e->fd, (off_t)file_off, SEEK_DATA);
+    if (data < 0 && errno == ENXIO)
+        return 0;                            /* a hole up to the end of the file */
+    if (data >= 0 && (uint64_t)data >= file_off + len)
+        return 0;                            /* a hole over the whole range */
+    if (link_is_thin(l)) {
+        const uint64_t blk = 4096;
+        uint64_t a = (file_off + blk - 1) / blk * blk, b = (file_off + len) / blk * blk;
+        if (a < b && fallocate(e->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)a,
+                               (off_t)(b - a)) == 0) {
+            if (a > file_off && vd_pwrite_full(e->fd, zeros, a - file_off, file_off) < 0)
+                return vd_err_errno(errno, "%s: writing at offset %" PRIu64, e->path,
+                                    file_off);
+            if (file_off + len > b && vd_pwrite_full(e->fd, zeros, file_off + len - b, b) < 0)
+                return vd_err_errno(errno, "%s: writing at offset %" PRIu64, e->path, b);
+            return 0;
+        }
+        /* No punching here (file system, block device): write the zeros. */
+    }
+    if (vd_pwrite_full(e->fd, zeros, len, file_off) < 0)
+        return vd_err_errno(errno, "%s: writing at offset %" PRIu64, e->path, file_off);
+    return 0;
+}
+
+/* Store zeros (zeros: len zero bytes) over [off, off+len) of the disk,
+ * which map() found to be one run of kind (HOLE or ZERO) in extent e of
+ * the top link, rel being off relative to the extent. */
+static int sparse_write_zeros(vmdk_disk *d, struct extent *e, enum map_kind kind,
+                              const unsigned char *zeros, uint64_t len, uint64_t off,
+                              uint64_t rel, struct cow_ctx *cc)
+{
+    if (kind == MAP_ZERO)
+        return 0;                             /* reads as zeros already */
+    struct link *top = d->links[0];
+    /* What the links below hold is known unless a child was opened alone. */
+    int below_known = d->nlinks > 1 || !desc_get(&top->desc, "parentFileNameHint");
+    uint64_t gb = e->grain_bytes;
+    unsigned char *tmp = NULL;
+    int rc = 0;
+    for (uint64_t done = 0; rc == 0 && done < len;) {
+        uint64_t o = off + done, r = rel + done, run = len - done;
+        int st = VMDK_DATA;
+        if (below_known && d->nlinks > 1 && o < d->links[1]->capacity) {
+            if ((rc = status_from(d, 1, 0, o, run, &run, &st)) < 0)
+                break;
+        } else if (below_known) {
+            st = VMDK_HOLE;                   /* past the parent, or no parent */
+        }
+        if (st != VMDK_DATA) {
+            done += run;
+            continue;
+        }
+        /* The links below have data: a partial grain stays untouched if they
+         * read zeros in that part; whole grains become zeroed grains. */
+        uint64_t head = gb && r % gb ? gb - r % gb : 0;
+        if (head > run)
+            head = run;
+        uint64_t whole = gb ? (run - head) / gb * gb : 0;
+        if (head == 0 && whole > 0 && e->ops->zero_grains) {
+            rc = e->ops->zero_grains(e, r, whole);
+            done += whole;
+            continue;
+        }
+        uint64_t piece = head ? head : whole ? whole : run;
+        if (below_known && piece < gb) {
+            if (!tmp && !(tmp = malloc(gb))) {
+                rc = vd_err_set(VD_E_NOMEM, "%s: out of memory", top->path);
+                break;
+            }
+            if ((rc = read_from(d, 1, tmp, piece, o)) < 0)
+                break;
+            if (vd_is_zero(tmp, piece)) {
+                done += piece;
+                continue;
+            }
+        }
+        rc = e->ops->write_alloc(e, r, zeros + done, piece, cow_read, cc);
+        done += piece;
+    }
+    free(tmp);
+    return rc;
+}
+
 int vmdk_pwrite(vmdk_disk *d, const void *buf, size_t len, uint64_t off)
 {
     struct link *l = d->links[0];
@@ -318,10 +460,20 @@ int vmdk_pwrite(vmdk_disk *d, const void *buf, size_t len, uint64_t off)
         struct extent_map m;
         if ((rc = e->ops->map(e, rel, want, &m)) < 0)
             return rc;
-        if (m.kind == MAP_DATA) {
+        /* Zero and non-zero parts of the data go their own ways, in units of
+         * grains (64 KiB in flat extents). */
+        int zero;
+        m.len = zero_class_run(p, m.len, rel, e->grain_bytes ? e->grain_bytes : 65536, &zero);
+        if (m.kind == MAP_DATA && zero && !e->ops->write_alloc) {
+            if ((rc = flat_write_zeros(l, e, p, m.len, m.file_off)) < 0)
+                return rc;
+        } else if (m.kind == MAP_DATA) {
             if (vd_pwrite_full(e->fd, p, m.len, m.file_off) < 0)
                 return vd_err_errno(errno, "%s: writing at offset %" PRIu64, e->path,
                                     m.file_off);
+        } else if (zero && m.kind != MAP_EXT && e->ops->write_alloc) {
+            if ((rc = sparse_write_zeros(d, e, m.kind, p, m.len, off, rel, &cc)) < 0)
+                return rc;
         } else if (e->ops->write_alloc) {
             rc = e->ops->write_alloc(e, rel, p, m.len, cow_read, &cc);
             if (rc < 0)
@@ -356,6 +508,21 @@ static int status_from(vmdk_disk *d, int li, int single, uint64_t off, uint64_t 
         return rc;
     if (m.kind == MAP_HOLE && !single && li + 1 < d->nlinks)
         return status_from(d, li + 1, single, off, m.len, run, status);
+    /* A thin flat file's holes read as zeros and store nothing. */
+    if (m.kind == MAP_DATA && !e->ops->write_alloc && e->fd >= 0 && link_is_thin(l)) {
+        off_t data = lseek(e->fd, (off_t)m.file_off, SEEK_DATA);
+        if (data < 0 && errno != ENXIO)
+            return vd_err_errno(errno, "%s: SEEK_DATA at %" PRIu64, e->path, m.file_off);
+        if (data < 0 || (uint64_t)data > m.file_off) {
+            uint64_t hole = data < 0 ? m.len : (uint64_t)data - m.file_off;
+            *run = hole < m.len ? hole : m.len;
+            *status = VMDK_ZERO;
+            return 0;
+        }
+        off_t hole = lseek(e->fd, (off_t)m.file_off, SEEK_HOLE);
+        if (hole > data && (uint64_t)(hole - data) < m.len)
+            m.len = (uint64_t)(hole - data);
+    }
     *run = m.len;
     *status = m.kind == MAP_ZERO ? VMDK_ZERO : m.kind == MAP_HOLE ? VMDK_HOLE : VMDK_DATA;
     return 0;

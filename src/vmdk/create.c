@@ -242,6 +242,13 @@ static int create_with(const char *path, const struct vmdk_create_params *p,
 {
     if (!path || !*path)
         return vd_err_set(VD_E_INVAL, "no disk path given");
+    /* Names go into the descriptor between quotes: refused before any file
+     * is made.  Extent names are the base name with a suffix. */
+    int nrc = vd_check_desc_name(path, vd_path_base(path), NULL);
+    if (nrc == 0 && parent_hint)
+        nrc = vd_check_desc_name(path, parent_hint, "parent hint");
+    if (nrc < 0)
+        return nrc;
     uint64_t sectors = (p->capacity + 511) / 512;
     if (sectors == 0)
         return vd_err_set(VD_E_INVAL, "%s: capacity must be at least one sector", path);
@@ -450,6 +457,28 @@ static int check_hint(const char *child_path, const char *hint, const char *pare
     return 0;
 }
 
+/* Links in parent's whole chain: vmdk_num_links, or, when parent was
+ * opened as a single link and its bottom link names a parent of its own,
+ * counted by opening the rest (read-only, no locks).  VMDK_MAX_LINKS + 1
+ * when the chain is already too long to open; -1 when it cannot be told. */
+static int chain_links(vmdk_disk *parent)
+{
+    int n = vmdk_num_links(parent);
+    const struct link *bottom = vmdk_disk_link(parent, n - 1);
+    if (!bottom || !desc_get(&bottom->desc, "parentFileNameHint"))
+        return n;
+    vmdk_disk *rest;
+    int rc = vmdk_open(bottom->path, VMDK_OPEN_RDONLY | VMDK_OPEN_NOLOCK | VMDK_OPEN_NOCID,
+                       &rest);
+    if (rc < 0) {
+        vd_err_clear();
+        return rc == -VD_E_PARENT_LOOP ? VMDK_MAX_LINKS + 1 : -1;
+    }
+    n += vmdk_num_links(rest) - 1;
+    vmdk_close(rest);
+    return n;
+}
+
 static int child_of(vmdk_disk *parent, const char *child_path, enum vmdk_type type,
                     const char *given_hint)
 {
@@ -476,6 +505,17 @@ static int child_of(vmdk_disk *parent, const char *child_path, enum vmdk_type ty
     };
     if (p.adapter == VMDK_ADAPTER_UNKNOWN)
         p.adapter = VMDK_ADAPTER_LSILOGIC;
+    if ((rc = vd_check_desc_name(child_path, vd_path_base(child_path), NULL)) < 0 ||
+        (given_hint && (rc = vd_check_desc_name(child_path, given_hint, "parent hint")) < 0))
+        return rc;
+    /* A child of a chain that already has the most links a disk can have
+     * could never be opened. */
+    int links = chain_links(parent);
+    if (links >= VMDK_MAX_LINKS)
+        return vd_err_set(VD_E_PARENT_LOOP, "%s: the chain of %s already has %s%d links, the "
+                          "most a disk can have; a child of it could never be opened",
+                          child_path, li.path, links > VMDK_MAX_LINKS ? "more than " : "",
+                          VMDK_MAX_LINKS);
     if (given_hint && (rc = check_hint(child_path, given_hint, li.path)) < 0)
         return rc;
     char *hint = given_hint ? vd_strdup(given_hint) : vmdk_parent_hint_for(child_path, li.path);
@@ -517,7 +557,10 @@ int vmdk_stream_descriptor(const char *name, const struct vmdk_create_params *p,
     uint64_t sectors = (p->capacity + 511) / 512;
     enum vmdk_adapter adapter = p->adapter ? p->adapter : VMDK_ADAPTER_LSILOGIC;
     struct descriptor d;
-    int rc = desc_init_new(&d, vd_random_cid(), 0xffffffffu, "streamOptimized", NULL);
+    int rc = vd_check_desc_name(name, name, NULL);
+    if (rc < 0)
+        return rc;
+    rc = desc_init_new(&d, vd_random_cid(), 0xffffffffu, "streamOptimized", NULL);
     if (rc < 0)
         return rc;
     struct desc_extent se = { .access = DESC_RW, .sectors = sectors, .type = "SPARSE",

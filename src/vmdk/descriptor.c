@@ -480,11 +480,15 @@ int desc_extent_changed(struct descriptor *d, size_t i)
     struct desc_line *l = extent_line(d, i);
     if (!l)
         return vd_err_set(VD_E_INVAL, "no extent %zu in descriptor", i);
-    return render(l);
+    int rc = l->ext.file ? vd_check_desc_name(l->ext.file, l->ext.file, NULL) : 0;
+    return rc < 0 ? rc : render(l);
 }
 
 int desc_add_extent(struct descriptor *d, const struct desc_extent *e)
 {
+    int nrc = e->file ? vd_check_desc_name(e->file, e->file, NULL) : 0;
+    if (nrc < 0)
+        return nrc;
     ssize_t last = last_of(d, DESC_EXTENT);
     size_t pos;
     if (last >= 0) {

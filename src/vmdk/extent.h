@@ -42,6 +42,10 @@ struct extent_ops {
     /* Write a range that map() reported as HOLE or ZERO.  NULL: not possible. */
     int (*write_alloc)(struct extent *e, uint64_t off, const void *buf, size_t len,
                        cow_read_fn cow, void *cow_ctx);
+    /* Make the whole grains [off, off+len), which map() reported as HOLE,
+     * read as zeros without storing data (zeroed-grain entries).  NULL:
+     * the kind has no such entries (zeros are then written as data). */
+    int (*zero_grains)(struct extent *e, uint64_t off, uint64_t len);
     /* Called once before the first write (sets the unclean-shutdown flag). */
     int (*begin_write)(struct extent *e);
     /* Make every write durable in the right order.  NULL: fdatasync. */

@@ -458,6 +458,18 @@ static int alloc_cb(void *ctx, uint64_t g0, uint64_t n, uint64_t pos, const unsi
     return alloc_run(c->e, c->s, c->t, c->gi, g0, n, pos, buf, len, c->cow, c->cow_ctx);
 }
 
+/* Grain table gi for a write: loaded, or NULL with *rc set (a table the
+ * directory does not point at cannot be written).  Caller holds s->lock. */
+static uint32_t *gt_for_write(struct extent *e, struct sparse *s, uint64_t gi, int *rc)
+{
+    if (gi >= s->n_gd || s->gd[gi] == 0) {
+        *rc = vd_err_set(VD_E_UNSUPPORTED, "%s: grain table %" PRIu64 " is not allocated "
+                         "(non-standard layout); convert the disk first", e->path, gi);
+        return NULL;
+    }
+    return gt_get(e, s, gi, rc);
+}
+
 static int sparse_write_alloc(struct extent *e, uint64_t off, const void *buf, size_t len,
                               cow_read_fn cow, void *cow_ctx)
 {
@@ -476,12 +488,7 @@ static int sparse_write_alloc(struct extent *e, uint64_t off, const void *buf, s
         uint64_t gi = off / s->gt_cover;
         uint64_t gt_end = (gi + 1) * s->gt_cover;
         uint64_t chunk = len < gt_end - off ? len : gt_end - off;
-        if (gi >= s->n_gd || s->gd[gi] == 0) {
-            rc = vd_err_set(VD_E_UNSUPPORTED, "%s: grain table %" PRIu64 " is not allocated "
-                            "(non-standard layout); convert the disk first", e->path, gi);
-            break;
-        }
-        uint32_t *t = gt_get(e, s, gi, &rc);
+        uint32_t *t = gt_for_write(e, s, gi, &rc);
         if (!t)
             break;
         struct run_ctx rcx = { e, s, t, gi, cow, cow_ctx };
@@ -491,6 +498,59 @@ static int sparse_write_alloc(struct extent *e, uint64_t off, const void *buf, s
         p += chunk;
         off += chunk;
         len -= chunk;
+    }
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+/* Zeroed-grain entries need header flag 0x4 and, in a version 1 extent,
+ * version 2.  The header is made durable before any entry of 1 can reach
+ * the file.  Caller holds s->lock. */
+static int enable_zeroed_grains(struct extent *e, struct sparse *s)
+{
+    if (s->flags & KDMV_FLAG_ZERO_GTE)
+        return 0;
+    uint32_t version = s->version < 2 ? 2 : s->version;
+    uint32_t flags = s->flags | KDMV_FLAG_ZERO_GTE;
+    uint32_t le[2] = { htole32(version), htole32(flags) };
+    if (vd_pwrite_full(e->fd, le, sizeof le, 4) < 0 || fdatasync(e->fd) < 0)
+        return vd_err_errno(errno, "%s: enabling zeroed-grain entries in the header",
+                            e->path);
+    s->version = version;
+    s->flags = flags;
+    return 0;
+}
+
+static int sparse_zero_grains(struct extent *e, uint64_t off, uint64_t len)
+{
+    struct sparse *s = e->priv;
+    if (off % s->grain_bytes || len % s->grain_bytes || off + len > s->capacity * 512)
+        return vd_err_set(VD_E_INVAL, "%s: zeroed grains need a whole-grain range "
+                          "(offset %" PRIu64 ", %" PRIu64 " bytes)", e->path, off, len);
+    int rc = 0;
+    pthread_mutex_lock(&s->lock);
+    if (s->busy)
+        rc = vd_err_set(VD_E_LOCKED, "%s: busy (a shrink or defragment is running on this "
+                        "disk)", e->path);
+    if (rc == 0)
+        rc = enable_zeroed_grains(e, s);
+    while (rc == 0 && len > 0) {
+        uint64_t gi = off / s->gt_cover;
+        uint64_t g0 = (off % s->gt_cover) / s->grain_bytes;
+        uint64_t n = (s->gt_cover - off % s->gt_cover) / s->grain_bytes;
+        if (n > len / s->grain_bytes)
+            n = len / s->grain_bytes;
+        uint32_t *t = gt_for_write(e, s, gi, &rc);
+        if (!t)
+            break;
+        /* Only holes change: a grain that an overlapping write allocated
+         * meanwhile keeps that write's data (such writes have no order). */
+        for (uint64_t k = g0; k < g0 + n; k++)
+            if (t[k] == 0)
+                t[k] = 1;
+        mark_dirty(s, t, g0, n);
+        off += n * s->grain_bytes;
+        len -= n * s->grain_bytes;
     }
     pthread_mutex_unlock(&s->lock);
     return rc;
@@ -513,6 +573,7 @@ static const struct extent_ops sparse_ops = {
     .name = "sparse",
     .map = sparse_map,
     .write_alloc = sparse_write_alloc,
+    .zero_grains = sparse_zero_grains,
     .begin_write = sparse_begin_write,
     .end_write = sparse_end_write,
     .flush = sparse_flush,

@@ -1,5 +1,6 @@
 /* extent_stream.c - streamOptimized extents: hosted sparse extents whose
- * grains are zlib-compressed, read-only.
+ * grains are zlib-compressed.  This file opens and reads them; writing
+ * (grains appended, the metadata rewritten at flush) is in stream_rw.c.
  *
  * Every layout seen in practice is read through the grain directory:
  * VMware's (GD at end, footer, markers, EOS), qemu-img's (GD and GTs at the
@@ -10,6 +11,7 @@
  * small cache so small sequential reads do not inflate a grain twice. */
 #include "extent.h"
 #include "gt_cache.h"
+#include "stream_priv.h"
 
 #include <endian.h>
 #include <errno.h>
@@ -24,29 +26,9 @@
 #include "../util/fileio.h"
 
 #define GT_SLOTS 32
-#define GRAIN_SLOTS 4
-#define MARKER_FOOTER 3
-#define MAX_DECOMPRESSORS 16
-
-struct grain_slot {
-    uint64_t grain;          /* grain number, UINT64_MAX = empty */
-    uint64_t stamp;
-    unsigned char *data;     /* grain_bytes */
-};
-
-struct stream {
-    struct kdmv_header h;    /* the footer's values when there is one */
-    uint64_t file_size;
-    uint64_t grain_bytes, gt_cover, n_gd;
-    uint32_t *gd;
-    int markers;
-    pthread_mutex_t lock;    /* caches and the decompressor pool */
-    uint64_t clock;
-    struct gt_cache gts;     /* num_gtes 32-bit entries a table */
-    struct grain_slot grains[GRAIN_SLOTS];
-    struct libdeflate_decompressor *pool[MAX_DECOMPRESSORS];
-    int npool;
-};
+#define GRAIN_SLOTS STREAM_GRAIN_SLOTS
+#define MARKER_FOOTER STREAM_MARKER_FOOTER
+#define MAX_DECOMPRESSORS STREAM_MAX_CODECS
 
 static uint32_t rd32(const unsigned char *p) { uint32_t v; memcpy(&v, p, 4); return le32toh(v); }
 static uint64_t rd64(const unsigned char *p) { uint64_t v; memcpy(&v, p, 8); return le64toh(v); }
@@ -124,6 +106,7 @@ static void stream_destroy(struct extent *e)
     for (int i = 0; i < s->npool; i++)
         libdeflate_free_decompressor(s->pool[i]);
     free(s->gd);
+    stream_rw_destroy(s);
     pthread_mutex_destroy(&s->lock);
     free(s);
     e->priv = NULL;
@@ -167,14 +150,27 @@ static uint32_t *gt_get(struct extent *e, struct stream *s, uint64_t gi, int *rc
     return t;
 }
 
-/* The table entry of grain g (extent-relative), or a negative error. */
-static int64_t gte_of(struct extent *e, struct stream *s, uint64_t g)
+int64_t stream_gte_of(struct extent *e, struct stream *s, uint64_t g)
 {
+    uint64_t gi = g / s->h.num_gtes;
+    if (s->tabs)            /* writable: every table is in memory */
+        return gi < s->n_gd && s->tabs[gi] ? s->tabs[gi][g % s->h.num_gtes] : 0;
     int rc;
-    uint32_t *t = gt_get(e, s, g / s->h.num_gtes, &rc);
+    uint32_t *t = gt_get(e, s, gi, &rc);
     if (!t)
         return rc;
     return t[g % s->h.num_gtes];
+}
+
+/* How grain g maps: a grain written in part and not yet stored is data
+ * the extent produces.  Caller holds s->lock. */
+static int64_t grain_kind(struct extent *e, struct stream *s, uint64_t g, enum map_kind *kind)
+{
+    int64_t v = stream_gte_of(e, s, g);
+    if (v >= 0)
+        *kind = v > 1 || (s->tabs && stream_pend_find(s, g)) ? MAP_EXT
+                : v == 1 ? MAP_ZERO : MAP_HOLE;
+    return v;
 }
 
 static int stream_map(struct extent *e, uint64_t off, uint64_t len, struct extent_map *m)
@@ -190,20 +186,20 @@ static int stream_map(struct extent *e, uint64_t off, uint64_t len, struct exten
         len = cap - off;
     pthread_mutex_lock(&s->lock);
     uint64_t g = off / s->grain_bytes;
-    int64_t v = gte_of(e, s, g);
+    enum map_kind kind, k2;
+    int64_t v = grain_kind(e, s, g, &kind);
     if (v < 0) {
         pthread_mutex_unlock(&s->lock);
         return (int)v;
     }
-    enum map_kind kind = v == 0 ? MAP_HOLE : v == 1 ? MAP_ZERO : MAP_EXT;
     uint64_t run = s->grain_bytes - off % s->grain_bytes;
     while (run < len) {
-        int64_t w = gte_of(e, s, ++g);
+        int64_t w = grain_kind(e, s, ++g, &k2);
         if (w < 0) {
             pthread_mutex_unlock(&s->lock);
             return (int)w;
         }
-        if ((w == 0 ? MAP_HOLE : w == 1 ? MAP_ZERO : MAP_EXT) != kind)
+        if (k2 != kind)
             break;
         run += s->grain_bytes;
     }
@@ -233,14 +229,14 @@ static void give_decompressor(struct stream *s, struct libdeflate_decompressor *
         libdeflate_free_decompressor(d);
 }
 
-/* Inflate grain g whose entry is sector gte into out (grain_bytes). */
-static int inflate_grain(struct extent *e, struct stream *s, uint64_t g, uint32_t gte,
+int stream_inflate_grain(struct extent *e, struct stream *s, uint64_t g, uint32_t gte,
                          unsigned char *out)
 {
     uint64_t pos = (uint64_t)gte * 512;
     unsigned char hdr[12];
     size_t hlen = s->markers ? 12 : 4;
-    if (pos + hlen > s->file_size)
+    uint64_t fsize = __atomic_load_n(&s->file_size, __ATOMIC_RELAXED);
+    if (pos + hlen > fsize)
         return vd_err_set(VD_E_CORRUPT, "%s: grain %" PRIu64 " at sector %" PRIu32
                           " is truncated", e->path, g, gte);
     int rc = vd_file_pread(e->file, hdr, hlen, pos, 1);
@@ -261,7 +257,7 @@ static int inflate_grain(struct extent *e, struct stream *s, uint64_t g, uint32_
     if (size == 0 || size > 2 * s->grain_bytes + 1024)
         return vd_err_set(VD_E_CORRUPT, "%s: grain %" PRIu64 " claims %" PRIu64 " compressed "
                           "bytes (grain size %" PRIu64 ")", e->path, g, size, s->grain_bytes);
-    if (pos + hlen + size > s->file_size)
+    if (pos + hlen + size > fsize)
         return vd_err_set(VD_E_CORRUPT, "%s: grain %" PRIu64 " (%" PRIu64 " compressed bytes "
                           "at sector %" PRIu32 ") runs past end of file", e->path, g, size, gte);
     unsigned char *in = malloc(size);
@@ -315,11 +311,18 @@ static int stream_read(struct extent *e, uint64_t off, void *buf, size_t len)
         uint64_t g = off / s->grain_bytes, in = off % s->grain_bytes;
         size_t n = s->grain_bytes - in < len ? (size_t)(s->grain_bytes - in) : len;
         pthread_mutex_lock(&s->lock);
-        int64_t v = gte_of(e, s, g);
+        int64_t v = stream_gte_of(e, s, g);
         int hit = 0;
-        for (int i = 0; v > 1 && i < GRAIN_SLOTS; i++) {
-            struct grain_slot *sl = &s->grains[i];
-            if (sl->data && sl->grain == g) {
+        struct stream_pend *pd = s->tabs && v >= 0 ? stream_pend_find(s, g) : NULL;
+        if (pd) {
+            memcpy(p, pd->data + in, n);
+            hit = 1;
+        }
+        /* Cached grains are known by their place in the file too, so that
+         * a grain written meanwhile is never served from an older copy. */
+        for (int i = 0; !hit && v > 1 && i < GRAIN_SLOTS; i++) {
+            struct stream_grain_slot *sl = &s->grains[i];
+            if (sl->data && sl->grain == g && sl->gte == (uint32_t)v) {
                 memcpy(p, sl->data + in, n);
                 sl->stamp = ++s->clock;
                 hit = 1;
@@ -331,9 +334,11 @@ static int stream_read(struct extent *e, uint64_t off, void *buf, size_t len)
             rc = (int)v;
             break;
         }
-        if (v <= 1) {
+        if (hit) {
+            /* served from a pending grain or the cache */
+        } else if (v <= 1) {
             memset(p, 0, n);
-        } else if (!hit) {
+        } else {
             /* Whole grains go straight to the caller's buffer. */
             int whole = in == 0 && n == s->grain_bytes;
             if (!whole && !tmp && !(tmp = malloc(s->grain_bytes))) {
@@ -341,13 +346,13 @@ static int stream_read(struct extent *e, uint64_t off, void *buf, size_t len)
                 break;
             }
             unsigned char *dst = whole ? p : tmp;
-            if ((rc = inflate_grain(e, s, g, (uint32_t)v, dst)) < 0)
+            if ((rc = stream_inflate_grain(e, s, g, (uint32_t)v, dst)) < 0)
                 break;
             if (!whole) {
                 memcpy(p, tmp + in, n);
                 /* Keep partially read grains for the next small read. */
                 pthread_mutex_lock(&s->lock);
-                struct grain_slot *victim = &s->grains[0];
+                struct stream_grain_slot *victim = &s->grains[0];
                 for (int i = 1; i < GRAIN_SLOTS; i++)
                     if (!s->grains[i].data || s->grains[i].stamp < victim->stamp)
                         victim = &s->grains[i];
@@ -356,6 +361,7 @@ static int stream_read(struct extent *e, uint64_t off, void *buf, size_t len)
                 else
                     memcpy(victim->data, tmp, s->grain_bytes);
                 victim->grain = g;
+                victim->gte = (uint32_t)v;
                 victim->stamp = ++s->clock;
                 pthread_mutex_unlock(&s->lock);
             }
@@ -375,11 +381,24 @@ static const struct extent_ops stream_ops = {
     .destroy = stream_destroy,
 };
 
+/* A writable stream extent: new grains are appended (stream_rw.c). */
+static const struct extent_ops stream_rw_ops = {
+    .name = "stream",
+    .map = stream_map,
+    .read = stream_read,
+    .write_alloc = stream_write_alloc,
+    .begin_write = stream_begin_write,
+    .flush = stream_flush,
+    .destroy = stream_destroy,
+};
+
+int extent_is_writable_stream(const struct extent *e)
+{
+    return e && e->ops == &stream_rw_ops;
+}
+
 int extent_stream_open(struct extent *e)
 {
-    if (e->writable)
-        return vd_err_set(VD_E_READONLY, "%s: streamOptimized disks can only be opened "
-                          "read-only; clone it to another type to modify it", e->path);
     struct stream *s = calloc(1, sizeof *s);
     if (!s)
         return vd_err_set(VD_E_NOMEM, "%s: out of memory", e->path);
@@ -422,6 +441,12 @@ int extent_stream_open(struct extent *e)
         goto fail;
     e->grain_bytes = s->grain_bytes;
     e->write_limit = 0;
+    if (e->writable) {
+        if ((rc = stream_rw_init(e, s)) < 0)
+            goto fail;
+        e->ops = &stream_rw_ops;
+        e->write_limit = e->size < s->h.capacity * 512 ? e->size : s->h.capacity * 512;
+    }
     return 0;
 fail:
     stream_destroy(e);

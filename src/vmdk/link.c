@@ -34,16 +34,13 @@ int vd_lock_fd(int fd, int exclusive, const char *path)
     return 0;
 }
 
-static int open_file(const char *path, int writable, int direct, int *fdp)
+/* Every local file of a link is opened here: fs's path policy first, never
+ * blocking, regular files and block devices only (util/vfile.h). */
+static int open_file(struct vd_fs *fs, const char *path, int writable, int direct, int *fdp,
+                     struct stat *st)
 {
-    int fl = (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC | (direct ? O_DIRECT : 0);
-    int fd = open(path, fl);
-    if (fd < 0 && direct && errno == EINVAL)
-        fd = open(path, fl & ~O_DIRECT);   /* filesystem without O_DIRECT */
-    if (fd < 0)
-        return vd_err_errno(errno, "%s: cannot open", path);
-    *fdp = fd;
-    return 0;
+    return vd_open_disk_file(fs, path, (writable ? O_RDWR : O_RDONLY) | (direct ? O_DIRECT : 0),
+                             fdp, st);
 }
 
 static const struct { const char *name; enum vmdk_type type; } type_names[] = {
@@ -147,7 +144,8 @@ static int open_extent(struct link *l, struct extent *e, const struct desc_exten
             e->fd = -1;
         } else {
             int fd;
-            rc = open_file(e->path, rw, direct && !sparse && !cowd && !sesparse, &fd);
+            rc = open_file(l->fs, e->path, rw, direct && !sparse && !cowd && !sesparse, &fd,
+                           NULL);
             if (rc < 0)
                 return rc;
             if ((rc = vd_file_from_fd(fd, 1, e->path, &e->file)) < 0)
@@ -264,14 +262,9 @@ int link_open_fs(struct vd_fs *fs, const char *path, int writable, int lock, int
             goto fail;
     } else {
         int fd;
-        if ((rc = open_file(path, writable, 0, &fd)) < 0)
-            goto fail;
         struct stat st;
-        if (fstat(fd, &st) < 0) {
-            rc = vd_err_errno(errno, "%s: stat", path);
-            close(fd);
+        if ((rc = open_file(l->fs, path, writable, 0, &fd, &st)) < 0)
             goto fail;
-        }
         l->dev = st.st_dev;
         l->ino = st.st_ino;
         fsize = (uint64_t)st.st_size;
@@ -279,6 +272,19 @@ int link_open_fs(struct vd_fs *fs, const char *path, int writable, int lock, int
             close(fd);
             goto fail;
         }
+        /* A repair killed half way left its undo journal (maint_journal.c):
+         * the files may be half repaired until CheckRepair rolls it back. */
+        char *jp = lock ? vd_asprintf("%s.repair-undo", path) : NULL;
+        struct stat jst;
+        if (jp && lstat(jp, &jst) == 0) {
+            rc = vd_err_set(VD_E_NEEDSREPAIR, "%s: a repair of this disk was interrupted "
+                            "(%s is left); run CheckRepair with repair to roll it back",
+                            path, jp);
+            free(jp);
+            close(fd);
+            goto fail;
+        }
+        free(jp);
         if ((rc = vd_file_from_fd(fd, 1, path, &f)) < 0)
             goto fail;
     }

@@ -19,6 +19,7 @@
 #include "link.h"
 #include "maint_priv.h"
 #include "sparse_priv.h"
+#include "stream_priv.h"
 #include "../util/err.h"
 #include "../util/fileio.h"
 
@@ -630,6 +631,21 @@ static int each_sparse_extent(vmdk_disk *d, extent_fn fn, const char *what, int 
     if (!l->writable)
         return vd_err_set(VD_E_READONLY, "%s: disk is open read-only; %s needs it writable",
                           l->path, what);
+    /* A streamOptimized file is rewritten with only the latest copy of
+     * each grain, in grain order: that both shrinks and defragments it. */
+    int rc = 0, streams = 0;
+    for (size_t i = 0; rc == 0 && i < l->next; i++) {
+        if (!extent_is_writable_stream(&l->ext[i]))
+            continue;
+        if (!streams++ && (rc = link_flush(l)) < 0)
+            break;
+        rc = extent_stream_compact(&l->ext[i], l->dir);
+    }
+    if (streams) {
+        if (rc == 0 && progress)
+            progress(ctx, 1, 1);
+        return rc;
+    }
     size_t nsparse = 0;
     for (size_t i = 0; i < l->next; i++)
         nsparse += extent_is_hosted_sparse(&l->ext[i]) && l->ext[i].writable;
@@ -645,7 +661,6 @@ static int each_sparse_extent(vmdk_disk *d, extent_fn fn, const char *what, int 
      * in the table caches; each extent stays busy until fn is done with it
      * (give_back clears it). */
     size_t marked = 0;
-    int rc = 0;
     for (; marked < l->next; marked++) {
         struct extent *e = &l->ext[marked];
         if (extent_is_hosted_sparse(e) && e->writable && (rc = set_busy(e, 1)) < 0)

@@ -58,7 +58,7 @@ static int write_zeros(struct sx *x, uint64_t from, uint64_t to)
     int rc = 0;
     for (uint64_t o = from; rc == 0 && o < to;) {
         uint64_t n = to - o < ZERO_CHUNK ? to - o : ZERO_CHUNK;
-        if (vd_pwrite_full(x->fd, z, n, o) < 0)
+        if (sx_pwrite(x, z, n, o) < 0)
             rc = vd_err_errno(errno, "%s: writing at offset %" PRIu64, x->path, o);
         o += n;
     }
@@ -87,14 +87,14 @@ static int write_meta_copy(struct sx *x, uint64_t n, uint64_t dir, uint64_t dir_
             buf[k] = htole32(t ? t[k] : 0);
         uint64_t at = first + i * x->gt_sec;
         d[i] = htole32((uint32_t)at);
-        if (vd_pwrite_full(x->fd, buf, tb, at * 512) < 0) {
+        if (sx_pwrite(x, buf, tb, at * 512) < 0) {
             rc = vd_err_errno(errno, "%s: writing grain table at sector %" PRIu64, x->path, at);
             goto out;
         }
         if (at * 512 + tb > x->file_size)
             x->file_size = at * 512 + tb;
     }
-    if (vd_pwrite_full(x->fd, d, dir_sec * 512, dir * 512) < 0) {
+    if (sx_pwrite(x, d, dir_sec * 512, dir * 512) < 0) {
         rc = vd_err_errno(errno, "%s: writing grain directory at sector %" PRIu64, x->path, dir);
         goto out;
     }

@@ -85,7 +85,7 @@ static uint32_t *read_table(struct sx *x, uint32_t p, uint64_t *budget, int *rc)
     return t;
 }
 
-int sx_load(struct sx *x, int fd, const char *path)
+static int load(struct sx *x, int fd, const char *path, const struct kdmv_header *h)
 {
     memset(x, 0, sizeof *x);
     x->fd = fd;
@@ -97,11 +97,15 @@ int sx_load(struct sx *x, int fd, const char *path)
     unsigned char hb[512];
     if (x->file_size < 512)
         return vd_err_set(VD_E_CORRUPT, "%s: file too short for a sparse extent header", path);
-    if (vd_pread_full(fd, hb, sizeof hb, 0, 1) < 0)
-        return vd_err_errno(errno ? errno : EIO, "%s: reading sparse header", path);
-    int rc = kdmv_header_decode(hb, path, "header", &x->h);
-    if (rc < 0)
-        return rc;
+    int rc = 0;
+    if (h) {
+        x->h = *h;
+    } else {
+        if (vd_pread_full(fd, hb, sizeof hb, 0, 1) < 0)
+            return vd_err_errno(errno ? errno : EIO, "%s: reading sparse header", path);
+        if ((rc = kdmv_header_decode(hb, path, "header", &x->h)) < 0)
+            return rc;
+    }
     if (x->h.flags & KDMV_FLAG_COMPRESSED)
         return vd_err_set(VD_E_UNSUPPORTED, "%s: a compressed (streamOptimized) extent", path);
     if (x->h.gd_off == KDMV_GD_AT_END)
@@ -109,7 +113,7 @@ int sx_load(struct sx *x, int fd, const char *path)
                           "uncompressed extent", path);
     x->grain_bytes = x->h.grain * 512;
     uint64_t cover = (uint64_t)x->h.num_gtes * x->h.grain;
-    x->n_gd = (x->h.capacity + cover - 1) / cover;
+    x->n_gd = x->h.capacity / cover + (x->h.capacity % cover != 0);
     if (x->n_gd > x->file_size / 4)
         return vd_err_set(VD_E_CORRUPT, "%s: a grain directory of %" PRIu64 " entries cannot "
                           "fit in a file of %" PRIu64 " bytes (capacity %" PRIu64 " sectors)",
@@ -148,9 +152,19 @@ int sx_load(struct sx *x, int fd, const char *path)
     return 0;
 }
 
+int sx_load(struct sx *x, int fd, const char *path)
+{
+    return load(x, fd, path, NULL);
+}
+
+int sx_load_with(struct sx *x, int fd, const char *path, const struct kdmv_header *h)
+{
+    return load(x, fd, path, h);
+}
+
 void sx_free(struct sx *x)
 {
-    for (uint64_t i = 0; i < x->n_gd; i++) {
+    for (uint64_t i = 0; (x->gt || x->rgt) && i < x->n_gd; i++) {
         if (x->gt)
             free(x->gt[i]);
         if (x->rgt)
@@ -181,12 +195,27 @@ int sx_sync(struct sx *x)
     return 0;
 }
 
+int sx_pwrite(struct sx *x, const void *buf, size_t len, uint64_t off)
+{
+    if (x->jn)
+        return jn_pwrite(x->jn, x->jid, buf, len, off);
+    return vd_pwrite_full(x->fd, buf, len, off);
+}
+
+/* Keep what a write of [off, off+len) will overwrite (journal only). */
+static int sx_save(struct sx *x, uint64_t off, uint64_t len)
+{
+    if (x->jn && jn_save(x->jn, x->jid, off, len) < 0)
+        return vd_err_errno(errno ? errno : EIO, "%s: writing the undo journal", x->path);
+    return 0;
+}
+
 static int write_table(struct sx *x, const uint32_t *t, uint32_t at, uint32_t *buf)
 {
     for (uint32_t k = 0; k < x->h.num_gtes; k++)
         buf[k] = htole32(t ? t[k] : 0);
     uint64_t bytes = (uint64_t)x->h.num_gtes * 4, off = (uint64_t)at * 512;
-    if (vd_pwrite_full(x->fd, buf, bytes, off) < 0)
+    if (sx_pwrite(x, buf, bytes, off) < 0)
         return vd_err_errno(errno, "%s: writing grain table at sector %" PRIu32, x->path, at);
     if (off + bytes > x->file_size)
         x->file_size = off + bytes;
@@ -201,7 +230,7 @@ static int write_dir(struct sx *x, const uint32_t *d, uint64_t at)
     for (uint64_t i = 0; i < x->n_gd; i++)
         buf[i] = htole32(d[i]);
     int rc = 0;
-    if (vd_pwrite_full(x->fd, buf, x->n_gd * 4, at * 512) < 0)
+    if (sx_pwrite(x, buf, x->n_gd * 4, at * 512) < 0)
         rc = vd_err_errno(errno, "%s: writing grain directory at sector %" PRIu64, x->path, at);
     free(buf);
     return rc;
@@ -213,6 +242,20 @@ int sx_write_tables(struct sx *x)
     if (!buf)
         return vd_err_set(VD_E_NOMEM, "%s: out of memory", x->path);
     int rc = 0, any = 0;
+    /* With a journal, everything this call overwrites is kept first (one
+     * sync of the journal for the lot). */
+    for (uint64_t i = 0; x->jn && rc == 0 && i < x->n_gd; i++) {
+        uint64_t tb = (uint64_t)x->h.num_gtes * 4;
+        if (x->dirty[i] && x->gd[i])
+            rc = sx_save(x, (uint64_t)x->gd[i] * 512, tb);
+        if (rc == 0 && x->dirty[i] && x->rgd && x->rgd[i])
+            rc = sx_save(x, (uint64_t)x->rgd[i] * 512, tb);
+    }
+    if (rc == 0 && x->jn && x->gd_dirty) {
+        rc = sx_save(x, x->h.gd_off * 512, x->n_gd * 4);
+        if (rc == 0 && x->rgd)
+            rc = sx_save(x, x->h.rgd_off * 512, x->n_gd * 4);
+    }
     for (uint64_t i = 0; rc == 0 && i < x->n_gd; i++) {
         if (!x->dirty[i])
             continue;
@@ -243,7 +286,7 @@ int sx_write_header(struct sx *x)
 {
     unsigned char hb[512];
     kdmv_header_encode(&x->h, hb);
-    if (vd_pwrite_full(x->fd, hb, sizeof hb, 0) < 0)
+    if (sx_pwrite(x, hb, sizeof hb, 0) < 0)
         return vd_err_errno(errno, "%s: writing sparse header", x->path);
     return sx_sync(x);
 }
@@ -253,7 +296,7 @@ int sx_copy(struct sx *x, uint64_t from, uint64_t to, uint64_t len, void *buf)
     if (vd_pread_full(x->fd, buf, len, from, 0) < 0)
         return vd_err_errno(errno ? errno : EIO, "%s: reading grain at offset %" PRIu64,
                             x->path, from);
-    if (vd_pwrite_full(x->fd, buf, len, to) < 0)
+    if (sx_pwrite(x, buf, len, to) < 0)
         return vd_err_errno(errno, "%s: writing grain at offset %" PRIu64, x->path, to);
     if (to + len > x->file_size)
         x->file_size = to + len;
@@ -272,7 +315,7 @@ uint64_t sx_meta_end(const struct sx *x)
     uint64_t tb = (uint64_t)x->h.num_gtes * 4;
 #define UPTO(v) do { uint64_t v_ = (v); if (v_ > end) end = v_; } while (0)
     UPTO(512);
-    if (x->h.desc_off)
+    if (x->h.desc_off && x->h.desc_off < (1ull << 40) && x->h.desc_size < (1ull << 40))
         UPTO((x->h.desc_off + x->h.desc_size) * 512);
     UPTO(x->h.gd_off * 512 + x->n_gd * 4);
     if (x->rgd)
@@ -318,7 +361,7 @@ int sx_truncate(struct sx *x, uint64_t size)
         size = meta;
     if (size >= x->file_size)
         return 0;
-    if (ftruncate(x->fd, (off_t)size) < 0)
+    if ((x->jn ? jn_ftruncate(x->jn, x->jid, size) : ftruncate(x->fd, (off_t)size)) < 0)
         return vd_err_errno(errno, "%s: truncating to %" PRIu64 " bytes", x->path, size);
     x->file_size = size;
     return sx_sync(x);
@@ -342,13 +385,18 @@ void sx_say(struct sx_report *r, int level, const char *fmt, ...)
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     char line[1024];
-    snprintf(line, sizeof line, "%s: %s", r->path, msg);
+    size_t pl = strlen(r->path);
+    if (!strncmp(msg, r->path, pl) && msg[pl] == ':' && msg[pl + 1] == ' ')
+        snprintf(line, sizeof line, "%s", msg);     /* it names the file already */
+    else
+        snprintf(line, sizeof line, "%s: %s", r->path, msg);
     r->fn(r->ctx, level, line);
 }
 
 enum fix { NOFIX = 0, FIXED = 1, CANTFIX = 2 };
 
-/* Count one finding and report it (what + the outcome). */
+/* Count one finding and report it (what + the outcome).  CANTFIX: no
+ * repair can fix it, said with or without repair. */
 static void finding(struct sx_report *r, enum fix how, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static void finding(struct sx_report *r, enum fix how, const char *fmt, ...)
@@ -364,6 +412,8 @@ static void finding(struct sx_report *r, enum fix how, const char *fmt, ...)
         sx_say(r, VMDK_REPORT_REPAIRED, "%s (repaired)", what);
     } else {
         r->unrepaired++;
+        if (how == CANTFIX)
+            r->cantfix++;
         sx_say(r, VMDK_REPORT_PROBLEM, "%s%s", what, how == CANTFIX ? " (cannot repair)" : "");
     }
 }
@@ -412,13 +462,39 @@ static int add_region(struct regions *rs, uint64_t start, uint64_t len, int kind
 static int add_fixed(struct regions *rs, const struct sx *x)
 {
     int rc = add_region(rs, 0, 1, R_FIXED, 0);
-    if (rc == 0 && x->h.desc_off && x->h.desc_size)
-        rc = add_region(rs, x->h.desc_off, x->h.desc_size, R_FIXED, 1);
+    if (rc == 0 && x->h.desc_off && x->h.desc_size && x->h.desc_off < (1ull << 53))
+        rc = add_region(rs, x->h.desc_off,
+                        x->h.desc_size < (1ull << 53) ? x->h.desc_size : (1ull << 53), R_FIXED, 1);
     if (rc == 0)
         rc = add_region(rs, x->h.gd_off, x->gd_sec, R_FIXED, 2);
     if (rc == 0 && x->rgd)
         rc = add_region(rs, x->h.rgd_off, x->gd_sec, R_FIXED, 3);
     return rc;
+}
+
+/* Does [start, start+len) overlap a region of the sorted, non-empty
+ * regions rs (other than grain number self)?  Regions may overlap each
+ * other; maxlen is the longest of them. */
+static int sorted_hit(const struct regions *rs, uint64_t maxlen, uint64_t start, uint64_t len,
+                      uint64_t self)
+{
+    /* First region that could reach start: start - maxlen < r.start. */
+    size_t lo = 0, hi = rs->n;
+    uint64_t from = start > maxlen ? start - maxlen : 0;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (rs->v[mid].start < from)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    for (size_t i = lo; i < rs->n && rs->v[i].start < start + len; i++) {
+        const struct region *c = &rs->v[i];
+        if (c->len && overlaps(start, start + len, c->start, c->start + c->len) &&
+            !(c->kind == R_GRAIN && c->index == self))
+            return 1;
+    }
+    return 0;
 }
 
 struct move {
@@ -440,16 +516,22 @@ int sx_check(struct sx *x, uint64_t desc_sectors, int repair, int structural_onl
     const uint32_t N = x->h.num_gtes;
     const uint64_t G = x->h.grain;
     const uint64_t fsz = x->file_size;               /* as it was before any repair */
+    const int score = structural_only == SX_SCORE;
+    if (score)
+        repair = 0;
 #define IN_FILE(v) ((uint64_t)(v) * 512 < fsz)
+#define VALID(v) ((v) <= 1 || ((v) >= x->h.overhead && IN_FILE(v)))
     enum fix fx = repair ? FIXED : NOFIX;
-    int hdr_dirty = 0, rc = 0;
-    struct regions rs = { 0 }, keep = { 0 };
+    int hdr_dirty = x->hdr_dirty, rc = 0;
+    struct regions rs = { 0 }, keep = { 0 }, claims = { 0 };
     struct move *moves = NULL;
     size_t nmoves = 0;
-    unsigned char *need_p = calloc(x->n_gd ? x->n_gd : 1, 1);
-    unsigned char *need_q = calloc(x->n_gd ? x->n_gd : 1, 1);
+    size_t nt = x->n_gd ? (size_t)x->n_gd : 1;
+    unsigned char *need_p = calloc(nt, 1);
+    unsigned char *need_q = calloc(nt, 1);
+    unsigned char *differ = calloc(nt, 1);      /* the two copies of table i differed */
     void *gbuf = NULL;
-    if (!need_p || !need_q) {
+    if (!need_p || !need_q || !differ) {
         rc = vd_err_set(VD_E_NOMEM, "%s: out of memory", x->path);
         goto out;
     }
@@ -488,9 +570,8 @@ int sx_check(struct sx *x, uint64_t desc_sectors, int repair, int structural_onl
                 if (c->kind == R_FIXED && o->kind != R_FIXED)
                     lose = o;
                 if (lose->kind == R_FIXED) {
-                    finding(r, repair ? CANTFIX : NOFIX, "header, descriptor and grain "
-                            "directories overlap (sectors %" PRIu64 " and %" PRIu64 ")",
-                            o->start, c->start);
+                    finding(r, CANTFIX, "header, descriptor and grain directories overlap "
+                            "(sectors %" PRIu64 " and %" PRIu64 ")", o->start, c->start);
                     continue;
                 }
                 uint32_t **arr = lose->kind == R_GT ? x->gt : x->rgt;
@@ -512,7 +593,10 @@ int sx_check(struct sx *x, uint64_t desc_sectors, int repair, int structural_onl
         }
     }
 
-    /* 2. Pointer pairs. */
+    /* 2. Pointer pairs, and copies that are not copies: of two tables that
+     * differ, one whose entries cannot be grains, or whose pointer breaks
+     * its directory's regular layout while the other's keeps it, is not a
+     * grain table at all (a damaged pointer) and its twin is used. */
     for (uint64_t i = 0; i < x->n_gd; i++) {
         int hp = x->gt[i] != NULL, hq = x->rgt && x->rgt[i] != NULL;
         uint32_t p = x->gd[i], q = x->rgd ? x->rgd[i] : 0;
@@ -521,12 +605,58 @@ int sx_check(struct sx *x, uint64_t desc_sectors, int repair, int structural_onl
                 finding(r, fx, "grain table %" PRIu64 ": directory entry %" PRIu32 " is invalid "
                         "and there is no redundant copy%s", i, p,
                         repair ? "; its range is lost (reads as unallocated)" : "");
+                r->lost += N;
                 need_p[i] = 1;
             }
             continue;
         }
-        if (hp && hq)
+        if (hp && hq) {
+            if (!memcmp(x->gt[i], x->rgt[i], (size_t)N * 4))
+                continue;
+            differ[i] = 1;
+            /* junk: most of the differing entries cannot be grains.  A
+             * copy off its directory's layout is junk only if it is not
+             * ahead of the other (an interrupted write leaves the
+             * redundant copy behind the primary, never the reverse). */
+            uint32_t nd = 0, bp = 0, bq = 0, p_behind = 0, p_ahead = 0;
+            for (uint32_t k = 0; k < N; k++) {
+                uint32_t a = x->gt[i][k], b = x->rgt[i][k];
+                if (a == b)
+                    continue;
+                nd++;
+                bp += !VALID(a);
+                bq += !VALID(b);
+                p_behind += a <= 1 && b > 1;
+                p_ahead += a > 1 && b <= 1;
+            }
+            int junk_p = bp >= 8 && (uint64_t)bp * 4 >= (uint64_t)nd * 3;
+            int junk_q = bq >= 8 && (uint64_t)bq * 4 >= (uint64_t)nd * 3;
+            int onp = p == x->h.gd_off + x->gd_sec + i * x->gt_sec;
+            int onq = q == x->h.rgd_off + x->gd_sec + i * x->gt_sec;
+            int drop_p = (junk_p && !bq) || (!bp && !bq && !onp && onq && p_behind > p_ahead);
+            int drop_q = !drop_p && ((junk_q && !bp) || (!bp && !bq && !onq && onp));
+            if (drop_p) {
+                finding(r, fx, "grain table %" PRIu64 ": the primary copy at sector %" PRIu32
+                        " is not a copy of the redundant one at sector %" PRIu32 " (%s)%s", i,
+                        p, q, junk_p ? "most of its entries cannot be grains"
+                                     : "its directory entry breaks the directory's layout",
+                        repair ? "; rebuilt from the redundant copy" : "");
+                free(x->gt[i]);
+                x->gt[i] = x->rgt[i];
+                x->rgt[i] = NULL;
+                need_p[i] = 1;
+            } else if (drop_q) {
+                finding(r, fx, "grain table %" PRIu64 ": the redundant copy at sector %" PRIu32
+                        " is not a copy of the primary one at sector %" PRIu32 " (%s)%s", i,
+                        q, p, junk_q ? "most of its entries cannot be grains"
+                                     : "its directory entry breaks the directory's layout",
+                        repair ? "; rebuilt from the primary copy" : "");
+                free(x->rgt[i]);
+                x->rgt[i] = NULL;
+                need_q[i] = 1;
+            }
             continue;
+        }
         if (hp && !hq) {
             finding(r, fx, "grain table %" PRIu64 ": redundant directory entry %" PRIu32
                     " is %s; primary entry %" PRIu32 " is good", i, q,
@@ -542,11 +672,34 @@ int sx_check(struct sx *x, uint64_t desc_sectors, int repair, int structural_onl
             finding(r, fx, "grain table %" PRIu64 ": both directory entries (%" PRIu32 ", %"
                     PRIu32 ") are invalid%s", i, p, q,
                     repair ? "; its range is lost (reads as unallocated)" : "");
+            r->lost += N;
             need_p[i] = need_q[i] = 1;
         }
     }
 
-    /* 3. Entries. */
+    /* 3. Entries.  Where the copies disagree and both entries are valid,
+     * the one whose grain no other entry (agreeing in both copies) and no
+     * metadata uses wins; else the primary (what readers use). */
+    if (add_fixed(&claims, x) < 0)
+        goto nomem;
+    uint64_t maxlen = x->gd_sec > G ? x->gd_sec : G;
+    if (x->gt_sec > maxlen)
+        maxlen = x->gt_sec;
+    for (uint64_t i = 0; i < x->n_gd; i++) {
+        if (x->gt[i] && !need_p[i] && add_region(&claims, x->gd[i], x->gt_sec, R_GT, i) < 0)
+            goto nomem;
+        if (x->rgt && x->rgt[i] && !need_q[i] &&
+            add_region(&claims, x->rgd[i], x->gt_sec, R_RGT, i) < 0)
+            goto nomem;
+        if (x->h.desc_size > maxlen)
+            maxlen = x->h.desc_size < (1ull << 53) ? x->h.desc_size : (1ull << 53);
+        uint32_t *P = x->gt[i], *Q = x->rgt ? x->rgt[i] : NULL;
+        for (uint32_t k = 0; P && k < N; k++)
+            if (P[k] > 1 && (!Q || Q[k] == P[k]) && VALID(P[k]) &&
+                add_region(&claims, P[k], G, R_GRAIN, i * N + k) < 0)
+                goto nomem;
+    }
+    qsort(claims.v, claims.n, sizeof *claims.v, region_cmp);
     int need_zero_flag = 0;
     uint64_t lagging = 0;       /* redundant entries behind a valid primary, unclean */
     for (uint64_t i = 0; i < x->n_gd; i++) {
@@ -562,23 +715,27 @@ int sx_check(struct sx *x, uint64_t desc_sectors, int repair, int structural_onl
             uint32_t v = P[k];
             if (Q && Q[k] != P[k]) {
                 uint32_t p = P[k], q = Q[k];
-                int pv = p <= 1 || (p >= x->h.overhead && IN_FILE(p));
-                int qv = q <= 1 || (q >= x->h.overhead && IN_FILE(q));
-                v = pv ? p : qv ? q : 0;
+                int pv = VALID(p), qv = VALID(q);
+                int pc = pv && p > 1 && sorted_hit(&claims, maxlen, p, G, g);
+                int qc = qv && q > 1 && sorted_hit(&claims, maxlen, q, G, g);
+                int keep_p = pv && (!pc || !(qv && !qc));
+                v = keep_p ? p : qv ? q : 0;
                 /* An extent left unclean may have been stopped between
                  * the primary and the redundant write of a table: a valid
                  * primary entry is then the newer one (it is what reads
                  * use), the lag is part of the unclean shutdown, and any
                  * rewrite of the table brings the redundant copy level.
-                 * (Maintenance, structural_only, still wants them equal.) */
-                if (x->h.unclean && pv && !structural_only)
+                 * (Maintenance, structural_only 1, still wants them equal.) */
+                if (x->h.unclean && keep_p && !pc && structural_only != 1)
                     lagging++;
                 else
                     finding(r, fx, "grain %" PRIu64 ": primary entry %" PRIu32 " and "
-                            "redundant entry %" PRIu32 " disagree%s%s", g, p, q,
+                            "redundant entry %" PRIu32 " disagree%s%s%s", g, p, q,
                             repair ? "; keeping " : "",
-                            repair ? (pv ? "the primary" : qv ? "the redundant" : "neither")
-                                   : "");
+                            repair ? (keep_p ? "the primary" : qv ? "the redundant" : "neither")
+                                   : "",
+                            repair && pc && !keep_p ? " (the primary's grain belongs to "
+                                                      "another entry)" : "");
                 x->dirty[i] = 1;
             }
             if (v == 1 && !(x->h.flags & KDMV_FLAG_ZERO_GTE))
@@ -587,6 +744,7 @@ int sx_check(struct sx *x, uint64_t desc_sectors, int repair, int structural_onl
                 finding(r, fx, "grain %" PRIu64 ": entry %" PRIu32 " points %s%s", g, v,
                         v < x->h.overhead ? "into the metadata" : "past the end of the file",
                         repair ? "; the grain is dropped (unallocated)" : "");
+                r->lost++;
                 v = 0;
                 x->dirty[i] = 1;
             }
@@ -634,14 +792,35 @@ int sx_check(struct sx *x, uint64_t desc_sectors, int repair, int structural_onl
             struct region *c = &keep.v[k];
             struct region *o = owner == SIZE_MAX ? NULL : &keep.v[owner];
             if (o && c->start < owner_end && (c->kind == R_GRAIN || o->kind == R_GRAIN)) {
-                /* A grain loses against metadata; of two grains the later
-                 * one gets its own copy. */
-                struct region *lose = c->kind == R_GRAIN ? c : o;
+                struct region *gr = c->kind == R_GRAIN ? c : o;
+                struct region *other = gr == c ? o : c;
+                /* A grain table whose two copies differed and that has a
+                 * twin gives way to a grain: it is rebuilt elsewhere from
+                 * the merged content.  Otherwise a grain loses against
+                 * metadata; of two grains the later one gets its own copy. */
+                if ((other->kind == R_GT || other->kind == R_RGT) && differ[other->index] &&
+                    x->rgd) {
+                    uint64_t i = other->index;
+                    finding(r, fx, "%s grain table %" PRIu64 " at sector %" PRIu64 " overlaps "
+                            "grain %" PRIu64 "%s", other->kind == R_GT ? "primary" : "redundant",
+                            i, other->start, gr->index,
+                            repair ? "; the table is rebuilt elsewhere from its twin" : "");
+                    (other->kind == R_GT ? need_p : need_q)[i] = 1;
+                    x->dirty[i] = 1;
+                    other->len = 0;
+                    if (other == c)
+                        continue;
+                    owner = k;
+                    owner_end = c->start + c->len;
+                    continue;
+                }
+                struct region *lose = gr;
                 uint64_t g = lose->index;
                 if (c->kind != R_GRAIN || o->kind != R_GRAIN) {
                     finding(r, fx, "grain %" PRIu64 ": entry %" PRIu64 " overlaps the grain "
                             "tables or directories%s", g, lose->start,
                             repair ? "; the grain is dropped (unallocated)" : "");
+                    r->lost++;
                     x->gt[g / N][g % N] = 0;
                 } else {
                     finding(r, fx, "grains %" PRIu64 " and %" PRIu64 " overlap in the file "
@@ -677,7 +856,9 @@ int sx_check(struct sx *x, uint64_t desc_sectors, int repair, int structural_onl
             fits = x->gt[i] != NULL;
         finding(r, fx, "the descriptor gives the extent %" PRIu64 " sectors but its header "
                 "says %" PRIu64 "%s", desc_sectors, x->h.capacity,
-                repair ? "; the header now agrees with the descriptor" : "");
+                repair ? (desc_sectors < x->h.capacity || fits
+                              ? "; the header now agrees with the descriptor"
+                              : "; the extent grows to the descriptor's size") : "");
         if (repair) {
             if (desc_sectors < x->h.capacity || fits) {
                 x->h.capacity = desc_sectors;
@@ -756,11 +937,13 @@ int sx_check(struct sx *x, uint64_t desc_sectors, int repair, int structural_onl
         goto out;
     if (hdr_dirty && (rc = sx_write_header(x)) < 0)
         goto out;
+    x->hdr_dirty = 0;
     if (grow_to && (rc = sx_grow(x, grow_to, NULL, NULL)) < 0)
         goto out;
     goto out;
 
 #undef IN_FILE
+#undef VALID
 nomem:
     rc = vd_err_set(VD_E_NOMEM, "%s: out of memory while checking", x->path);
 out:
@@ -772,9 +955,11 @@ out:
     }
     free(rs.v);
     free(keep.v);
+    free(claims.v);
     free(moves);
     free(need_p);
     free(need_q);
+    free(differ);
     free(gbuf);
     return rc;
 }

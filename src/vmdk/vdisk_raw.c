@@ -238,15 +238,13 @@ int vdisk_open_raw(const char *path, unsigned flags, struct vdisk **out)
 {
     *out = NULL;
     int writable = !(flags & VMDK_OPEN_RDONLY);
-    int fd = open(path, (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC);
-    if (fd < 0)
-        return vd_err_errno(errno, "%s: cannot open", path);
+    int fd;
     struct stat st;
     uint64_t size = 0;
-    int rc = 0;
-    if (fstat(fd, &st) < 0) {
-        rc = vd_err_errno(errno, "%s: stat", path);
-    } else if (S_ISBLK(st.st_mode)) {
+    int rc = vd_open_disk_file(NULL, path, writable ? O_RDWR : O_RDONLY, &fd, &st);
+    if (rc < 0)
+        return rc;
+    if (S_ISBLK(st.st_mode)) {
         /* Reopen O_EXCL for writing: refused while mounted or in use. */
         if (writable) {
             int xfd = open(path, O_RDWR | O_CLOEXEC | O_EXCL);
@@ -298,9 +296,10 @@ int vdisk_is_raw(const struct vdisk *d)
 int vdisk_probe_vmdk(const char *path, int *is_vmdk)
 {
     *is_vmdk = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return vd_err_errno(errno, "%s: cannot open", path);
+    int fd;
+    int rc = vd_open_disk_file(NULL, path, O_RDONLY, &fd, NULL);
+    if (rc < 0)
+        return rc;
     unsigned char buf[4096];
     ssize_t n;
     do

@@ -49,6 +49,10 @@ enum vmdk_open_flags {
 
 typedef struct vmdk_disk vmdk_disk;
 
+/* The most links a chain may have (vmdk_open refuses longer ones, and no
+ * child is created below a chain that has them all). */
+#define VMDK_MAX_LINKS 256
+
 /* ---- open / close ---------------------------------------------------- */
 
 /* Open the disk whose descriptor (or monolithic sparse file) is at path.
@@ -174,6 +178,9 @@ int vmdk_create_child_of(vmdk_disk *parent, const char *child_path, enum vmdk_ty
  * grains never given read as zeros.  finish writes the metadata and makes
  * the file valid; abort removes it. */
 #define VMDK_STREAM_GRAIN_BYTES 65536u
+/* Whether a grain of grain_bytes looks like random bytes, which deflate
+ * cannot shrink: store it (level 0) rather than compress it. */
+int vmdk_grain_looks_random(const unsigned char *g, size_t grain_bytes);
 struct vmdk_stream;
 int vmdk_stream_create(const char *path, const char *descriptor, size_t desc_len,
                        uint64_t capacity_bytes, struct vmdk_stream **out);
@@ -234,18 +241,51 @@ enum vmdk_report_level {
     VMDK_REPORT_INFO = 0,      /* what was checked, summaries */
     VMDK_REPORT_PROBLEM = 1,   /* an inconsistency */
     VMDK_REPORT_REPAIRED = 2,  /* what a repair changed */
+    VMDK_REPORT_JOURNAL = 3,   /* where a repair keeps what it overwrites, and when
+                                * that undo journal is removed (not a finding) */
+    VMDK_REPORT_NOTE = 4,      /* worth knowing, not a problem: space a shrink would
+                                * give back (not a finding) */
 };
 typedef void (*vmdk_report_fn)(void *ctx, int level, const char *msg);
 struct vmdk_check_result {
     unsigned problems;         /* inconsistencies found */
     unsigned repaired;         /* of those, repaired */
     unsigned unrepaired;       /* of those, left (repair off, or impossible) */
+    unsigned cantfix;          /* of those left, the ones no repair can fix (a
+                                * repair that meets one writes nothing at all) */
 };
 /* Check the metadata of the link at path (its descriptor and every extent;
  * parents are not checked) and, with repair, fix what can be fixed.
- * Without repair the files are opened read-only: nothing changes.
+ * Without repair the files are opened read-only: nothing changes.  A
+ * repair writes nothing unless it can repair every problem, keeps what it
+ * overwrites in PATH.repair-undo until it is done (maint_journal.c), and
+ * first rolls back such a journal left by a killed repair.
  * Returns 0 when the check ran (the verdict is in *res), else an error
  * (file missing, not a disk, locked by a writer). */
+/* A streamOptimized extent file read record by record (grain markers):
+ * the latest copy of each grain, whether the file's own grain tables (the
+ * footer's, else the header's) point at exactly those, and with repair,
+ * new tables, directory and footer written after the last valid record
+ * when they do not (a write interrupted between flushes).  The records
+ * themselves are never changed. */
+struct vmdk_stream_scan {
+    uint64_t grains;        /* grains found */
+    uint64_t superseded;    /* older copies of rewritten grains: garbage */
+    uint64_t end;           /* byte after the last valid record */
+    int eos;                /* the walk ended at an end-of-stream marker */
+    int tables_ok;          /* the file's tables agree with the markers */
+    int rebuilt;            /* repair wrote new tables */
+};
+/* How a repair writes (the caller may keep what it overwrites). */
+struct vmdk_stream_io {
+    int (*pwrite)(void *ctx, const void *buf, size_t len, uint64_t off);
+    int (*truncate)(void *ctx, uint64_t size);
+    void *ctx;
+};
+/* repair: NULL to only check. */
+int vmdk_stream_scan(int fd, const char *path, const struct vmdk_stream_io *repair,
+                     struct vmdk_stream_scan *res);
+
 int vmdk_check(const char *path, int repair, vmdk_report_fn report, void *ctx,
                struct vmdk_check_result *res);
 

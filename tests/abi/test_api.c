@@ -1993,6 +1993,80 @@ static void test_rename_errors(void **state)
     ABI_ERR(VixDiskLib_Rename(a, NULL), VIX_E_INVALID_ARG);
 }
 
+/* ---- names a descriptor cannot hold ------------------------------------------------------------ */
+
+/* '"', a newline or another control character in a new disk's name:
+ * Create (every type), CreateChild, Clone and Rename refuse it before any
+ * file is made, with VIX_E_INVALID_ARG and a message naming the file
+ * (control characters escaped) and the character. */
+static void test_bad_names(void **state)
+{
+    (void)state;
+    const char *base = abi_path("base.vmdk");
+    abi_create_ok(base, VIXDISKLIB_DISK_MONOLITHIC_SPARSE, 2048);
+    VixDiskLibHandle h = abi_open(base, 0);
+    abi_write_pattern(h, 7, 3, 11);
+    abi_close(h);
+    char **before;
+    size_t nbefore = abi_list(abi_dir(), &before);
+    static const struct {
+        const char *name, *shown, *what;
+    } bad[] = {
+        { "q\"uote.vmdk", "q\"uote.vmdk", "may not contain '\"'" },
+        { "new\nline.vmdk", "new\\nline.vmdk", "may not contain a newline" },
+        { "cr\rx.vmdk", "cr\\rx.vmdk", "may not contain a carriage return" },
+        { "tab\tx.vmdk", "tab\\tx.vmdk", "may not contain a control character (0x09)" },
+        { "esc\x1b" "x.vmdk", "esc\\x1bx.vmdk", "may not contain a control character (0x1b)" },
+    };
+    static const VixDiskLibDiskType types[] = {
+        VIXDISKLIB_DISK_MONOLITHIC_SPARSE, VIXDISKLIB_DISK_MONOLITHIC_FLAT,
+        VIXDISKLIB_DISK_SPLIT_SPARSE, VIXDISKLIB_DISK_SPLIT_FLAT, VIXDISKLIB_DISK_VMFS_FLAT,
+        VIXDISKLIB_DISK_VMFS_THIN, VIXDISKLIB_DISK_VMFS_SPARSE,
+        VIXDISKLIB_DISK_STREAM_OPTIMIZED,
+    };
+#define EXPECT_NAMED(i)                                                                 \
+    do {                                                                                \
+        if (!strstr(abi_last_warn(), bad[i].shown) || !strstr(abi_last_warn(), bad[i].what)) \
+            fail_msg("the warning does not name %s and say \"%s\": %s", bad[i].shown,     \
+                     bad[i].what, abi_last_warn());                                     \
+    } while (0)
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        const char *p = abi_path(bad[i].name);
+        for (size_t t = 0; t < sizeof types / sizeof types[0]; t++) {
+            ABI_ERR(abi_create(p, types[t], 2048), VIX_E_INVALID_ARG);
+            EXPECT_NAMED(i);
+        }
+        h = abi_open(base, VIXDISKLIB_FLAG_OPEN_READ_ONLY);
+        ABI_ERR(VixDiskLib_CreateChild(h, p, VIXDISKLIB_DISK_MONOLITHIC_SPARSE, NULL, NULL),
+                VIX_E_INVALID_ARG);
+        EXPECT_NAMED(i);
+        ABI_ERR(VixDiskLib_CreateChild(h, p, VIXDISKLIB_DISK_SPLIT_SPARSE, NULL, NULL),
+                VIX_E_INVALID_ARG);
+        EXPECT_NAMED(i);
+        abi_close(h);
+        for (size_t t = 0; t < sizeof types / sizeof types[0]; t++) {
+            VixDiskLibCreateParams cp = abi_create_params(types[t], 2048);
+            ABI_ERR(VixDiskLib_Clone(abi_conn(), p, abi_conn(), base, &cp, NULL, NULL, FALSE),
+                    VIX_E_INVALID_ARG);
+            EXPECT_NAMED(i);
+        }
+        ABI_ERR(VixDiskLib_Rename(base, p), VIX_E_INVALID_ARG);
+        EXPECT_NAMED(i);
+    }
+#undef EXPECT_NAMED
+    /* Nothing was made, renamed or left behind; the source is intact. */
+    char **after;
+    size_t nafter = abi_list(abi_dir(), &after);
+    assert_int_equal(nafter, nbefore);
+    for (size_t i = 0; i < nafter; i++)
+        assert_string_equal(after[i], before[i]);
+    abi_free_list(before, nbefore);
+    abi_free_list(after, nafter);
+    h = abi_open(base, VIXDISKLIB_FLAG_OPEN_READ_ONLY);
+    abi_expect_pattern(h, 7, 3, 11);
+    abi_close(h);
+}
+
 /* ---- clone ------------------------------------------------------------------------------------ */
 
 /* base (sparse) + child with overlapping writes; m gets the chain's view. */
@@ -2186,6 +2260,7 @@ int main(int argc, char **argv)
         T(test_rename_split_flat),
         T(test_rename_child),
         T(test_rename_errors),
+        T(test_bad_names),
         T(test_clone_types),
         T(test_clone_cancel),
         T(test_clone_overwrite),

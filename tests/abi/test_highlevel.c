@@ -1050,6 +1050,146 @@ static void test_create_child_hint(void **state)
     abi_close(h);
 }
 
+/* ---- a chain that already has 256 links ------------------------------------------ */
+
+static char *read_text(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        fail_msg("%s: %s", path, strerror(errno));
+    char *buf = malloc(1 << 20);
+    assert_non_null(buf);
+    size_t n = fread(buf, 1, (1 << 20) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    *len = n;
+    return buf;
+}
+
+static void write_bytes(const char *path, const void *buf, size_t len)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f || fwrite(buf, 1, len, f) != len || fclose(f) != 0)
+        fail_msg("%s: cannot write", path);
+}
+
+/* The descriptor text of child l001 (twoGbMaxExtentSparse, extent
+ * "l001-s001.vmdk", hint "l000.vmdk") as link number i: its own extent
+ * name, the hint to link i-1, and one CID for the whole chain. */
+static void write_link(const char *l001_text, int i)
+{
+    char out[1 << 14], line[1024];
+    size_t o = 0;
+    const char *p = l001_text;
+    while (*p) {
+        size_t n = strcspn(p, "\n");
+        snprintf(line, sizeof line, "%.*s", (int)n, p);
+        p += n + (p[n] == '\n');
+        char fixed[1100];
+        if (strncmp(line, "CID=", 4) == 0)
+            snprintf(fixed, sizeof fixed, "CID=0c1d0c1d");
+        else if (strncmp(line, "parentCID=", 10) == 0)
+            snprintf(fixed, sizeof fixed, "parentCID=0c1d0c1d");
+        else if (strncmp(line, "parentFileNameHint=", 19) == 0)
+            snprintf(fixed, sizeof fixed, "parentFileNameHint=\"l%03d.vmdk\"", i - 1);
+        else if (strstr(line, "\"l001-s001.vmdk\""))
+            snprintf(fixed, sizeof fixed, "%.*s\"l%03d-s001.vmdk\"",
+                     (int)(strstr(line, "\"l001") - line), line, i);
+        else
+            snprintf(fixed, sizeof fixed, "%s", line);
+        o += (size_t)snprintf(out + o, sizeof out - o, "%s\n", fixed);
+        assert_true(o < sizeof out);
+    }
+    char name[32];
+    snprintf(name, sizeof name, "l%03d.vmdk", i);
+    write_bytes(abi_path(name), out, o);
+}
+
+/* A child of a chain that already has the 256 links a disk may have could
+ * never be opened: vddk_disk_create_child and CreateChild (on a whole
+ * chain and on a SINGLE_LINK handle) refuse it with
+ * VIX_E_DISK_INVALIDCHAIN and make nothing.  Names a descriptor cannot
+ * hold are refused by vddk_disk_create_child (child or hint) and
+ * vddk_disk_stream_create. */
+static void test_create_child_limits(void **state)
+{
+    (void)state;
+    abi_create_ok(abi_path("l000.vmdk"), VIXDISKLIB_DISK_SPLIT_SPARSE, 128);
+    ABI_OK(vddk_disk_create_child(abi_path("l000.vmdk"), abi_path("l001.vmdk"),
+                                  VIXDISKLIB_DISK_SPLIT_SPARSE, NULL));
+    size_t tlen, elen;
+    char *base = read_text(abi_path("l000.vmdk"), &tlen);
+    char *cid = strstr(base, "\nCID=");
+    assert_non_null(cid);
+    memcpy(cid + 5, "0c1d0c1d", 8);     /* CIDs are 8 hex digits */
+    write_bytes(abi_path("l000.vmdk"), base, tlen);
+    free(base);
+    char *text = read_text(abi_path("l001.vmdk"), &tlen);
+    char *ext = read_text(abi_path("l001-s001.vmdk"), &elen);
+    for (int i = 1; i < 256; i++) {
+        write_link(text, i);
+        char name[32];
+        snprintf(name, sizeof name, "l%03d-s001.vmdk", i);
+        write_bytes(abi_path(name), ext, elen);
+    }
+    free(text);
+    free(ext);
+    VixDiskLibHandle h = abi_open(abi_path("l255.vmdk"), 0);
+    VixDiskLibInfo *info = NULL;
+    ABI_OK(VixDiskLib_GetInfo(h, &info));
+    assert_int_equal(info->numLinks, 256);
+    VixDiskLib_FreeInfo(info);
+    abi_write_pattern(h, 0, 8, 3);
+
+    char **before;
+    size_t nbefore = abi_list(abi_dir(), &before);
+    const char *child = abi_path("l256.vmdk");
+    ABI_ERR(VixDiskLib_CreateChild(h, child, VIXDISKLIB_DISK_MONOLITHIC_SPARSE, NULL, NULL),
+            VIX_E_DISK_INVALIDCHAIN);
+    abi_close(h);
+    if (!strstr(abi_last_warn(), "l256.vmdk") || !strstr(abi_last_warn(), "256 links"))
+        fail_msg("the warning does not explain: %s", abi_last_warn());
+    h = abi_open(abi_path("l255.vmdk"), VIXDISKLIB_FLAG_OPEN_SINGLE_LINK |
+                                        VIXDISKLIB_FLAG_OPEN_READ_ONLY);
+    ABI_ERR(VixDiskLib_CreateChild(h, child, VIXDISKLIB_DISK_SPLIT_SPARSE, NULL, NULL),
+            VIX_E_DISK_INVALIDCHAIN);
+    abi_close(h);
+    ABI_ERR(vddk_disk_create_child(abi_path("l255.vmdk"), child,
+                                   VIXDISKLIB_DISK_MONOLITHIC_SPARSE, NULL),
+            VIX_E_DISK_INVALIDCHAIN);
+    expect_detail(child, "already has 256 links");
+    char **after;
+    size_t nafter = abi_list(abi_dir(), &after);
+    assert_int_equal(nafter, nbefore);
+    for (size_t i = 0; i < nafter; i++)
+        assert_string_equal(after[i], before[i]);
+    abi_free_list(before, nbefore);
+    abi_free_list(after, nafter);
+
+    /* One link less: the child is made, and opens as the 256th link. */
+    ABI_OK(vddk_disk_create_child(abi_path("l254.vmdk"), abi_path("x255.vmdk"),
+                                  VIXDISKLIB_DISK_MONOLITHIC_SPARSE, NULL));
+    h = abi_open(abi_path("x255.vmdk"), VIXDISKLIB_FLAG_OPEN_READ_ONLY);
+    abi_close(h);
+
+    /* Names a descriptor cannot hold. */
+    ABI_ERR(vddk_disk_create_child(abi_path("l000.vmdk"), abi_path("q\"c.vmdk"),
+                                   VIXDISKLIB_DISK_MONOLITHIC_SPARSE, NULL), VIX_E_INVALID_ARG);
+    expect_detail("q\"c.vmdk", "may not contain '\"'");
+    assert_false(abi_exists(abi_path("q\"c.vmdk")));
+    ABI_ERR(vddk_disk_create_child(abi_path("l000.vmdk"), abi_path("c.vmdk"),
+                                   VIXDISKLIB_DISK_MONOLITHIC_SPARSE, "./x\n/../l000.vmdk"),
+            VIX_E_INVALID_ARG);
+    expect_detail("x\\n/../l000.vmdk", "may not contain a newline");
+    assert_false(abi_exists(abi_path("c.vmdk")));
+    VixDiskLibCreateParams cp = abi_create_params(VIXDISKLIB_DISK_STREAM_OPTIMIZED, 128);
+    vddk_disk_stream *st = NULL;
+    ABI_ERR(vddk_disk_stream_create(abi_path("s\n.vmdk"), &cp, &st), VIX_E_INVALID_ARG);
+    expect_detail("s\\n.vmdk", "may not contain a newline");
+    assert_null(st);
+    assert_false(abi_exists(abi_path("s\n.vmdk")));
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -1066,6 +1206,7 @@ int main(int argc, char **argv)
         T(test_stream_write),
         T(test_stream_errors),
         T(test_create_child_hint),
+        T(test_create_child_limits),
         T(test_seek_overflow),        /* last: see the comment there */
     };
     abi_filters(argc, argv);

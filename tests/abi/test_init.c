@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -452,6 +453,79 @@ static void test_first_callbacks_kept(void **state)
     exit_lib();
 }
 
+/* ---- VixDiskLibCreateParams of a 6.x header ------------------------------------- */
+
+/* A create-parameters object of `size` bytes ending exactly where readable
+ * memory ends: the page after it is PROT_NONE, so reading past the end
+ * faults.  *map receives the two-page mapping (munmap 2 pages). */
+static VixDiskLibCreateParams *params_at_page_end(size_t size, void **map)
+{
+    long pg = sysconf(_SC_PAGESIZE);
+    assert_true(pg > 0);
+    unsigned char *m = mmap(NULL, 2 * (size_t)pg, PROT_READ | PROT_WRITE,
+                            MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    assert_true(m != MAP_FAILED);
+    assert_int_equal(mprotect(m + pg, (size_t)pg, PROT_NONE), 0);
+    *map = m;
+    VixDiskLibCreateParams *cp = (VixDiskLibCreateParams *)(m + pg - size);
+    memset(cp, 0, size);
+    /* Only the fields of the 6.x layout (the first 24 bytes) are set. */
+    cp->diskType = VIXDISKLIB_DISK_MONOLITHIC_SPARSE;
+    cp->adapterType = VIXDISKLIB_ADAPTER_SCSI_LSILOGIC;
+    cp->hwVersion = VIXDISKLIB_HWVERSION_WORKSTATION_5;
+    cp->capacity = 2048;
+    return cp;
+}
+
+static uint32 logical_sector_size(VixDiskLibConnection c, const char *path)
+{
+    VixDiskLibHandle h = NULL;
+    ABI_OK(VixDiskLib_Open(c, path, VIXDISKLIB_FLAG_OPEN_READ_ONLY, &h));
+    VixDiskLibInfo *info = NULL;
+    ABI_OK(VixDiskLib_GetInfo(h, &info));
+    uint32 ls = info->logicalSectorSize;
+    assert_int_equal(info->capacity, 2048);
+    VixDiskLib_FreeInfo(info);
+    ABI_OK(VixDiskLib_Close(h));
+    return ls;
+}
+
+/* A program built with a VDDK 6.x header (InitEx major 6) passes a 24-byte
+ * VixDiskLibCreateParams: Create and Clone must not read the 7.0 sector
+ * size fields past its end (here they would fault), and make 512-byte
+ * sector disks. */
+static void test_create_params_6x(void **state)
+{
+    (void)state;
+    assert_int_equal(offsetof(VixDiskLibCreateParams, logicalSectorSize), 24);
+    ABI_OK(init_ex(6, 7, NULL, NULL, NULL, NULL, NULL));
+    VixDiskLibConnection c = NULL;
+    ABI_OK(VixDiskLib_ConnectEx(NULL, FALSE, NULL, NULL, &c));
+    void *map;
+    VixDiskLibCreateParams *cp = params_at_page_end(24, &map);
+    ABI_OK(VixDiskLib_Create(c, path_in("six.vmdk"), cp, NULL, NULL));
+    assert_int_equal(logical_sector_size(c, path_in("six.vmdk")), 512);
+    cp->diskType = VIXDISKLIB_DISK_STREAM_OPTIMIZED;
+    ABI_OK(VixDiskLib_Clone(c, path_in("six-clone.vmdk"), c, path_in("six.vmdk"), cp, NULL,
+                            NULL, FALSE));
+    assert_int_equal(logical_sector_size(c, path_in("six-clone.vmdk")), 512);
+    munmap(map, 2 * (size_t)sysconf(_SC_PAGESIZE));
+    ABI_OK(VixDiskLib_Disconnect(c));
+    exit_lib();
+
+    /* Initialised for 8: the whole 32-byte struct is read (4Kn recorded). */
+    ABI_OK(init_ex(8, 0, NULL, NULL, NULL, NULL, NULL));
+    ABI_OK(VixDiskLib_ConnectEx(NULL, FALSE, NULL, NULL, &c));
+    cp = params_at_page_end(sizeof *cp, &map);
+    cp->logicalSectorSize = 4096;
+    cp->physicalSectorSize = 4096;
+    ABI_OK(VixDiskLib_Create(c, path_in("eight.vmdk"), cp, NULL, NULL));
+    assert_int_equal(logical_sector_size(c, path_in("eight.vmdk")), 4096);
+    munmap(map, 2 * (size_t)sysconf(_SC_PAGESIZE));
+    ABI_OK(VixDiskLib_Disconnect(c));
+    exit_lib();
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(int argc, char **argv)
@@ -465,6 +539,7 @@ int main(int argc, char **argv)
         T(test_config_file),
         T(test_warn_callback),
         T(test_first_callbacks_kept),
+        T(test_create_params_6x),
     };
     abi_filters(argc, argv);
     return cmocka_run_group_tests(tests, NULL, NULL);

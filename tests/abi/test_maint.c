@@ -59,8 +59,12 @@ static void model_write(VixDiskLibHandle h, struct model *m, uint64 s, uint64 n,
     ABI_OK(VixDiskLib_Write(h, s, n, m->buf + s * SECTOR));
 }
 
+/* Zeros stored in grains, as shrink finds them: a write of zeros into
+ * unallocated grains stores nothing, so data goes there first. */
 static void model_zero(VixDiskLibHandle h, struct model *m, uint64 s, uint64 n)
 {
+    memset(m->buf + s * SECTOR, 0x5a, n * SECTOR);
+    ABI_OK(VixDiskLib_Write(h, s, n, m->buf + s * SECTOR));
     memset(m->buf + s * SECTOR, 0, n * SECTOR);
     ABI_OK(VixDiskLib_Write(h, s, n, m->buf + s * SECTOR));
 }
@@ -651,6 +655,39 @@ static void test_check_repair(void **state)
     ABI_ERR(VixDiskLib_CheckRepair(abi_conn(), path, FALSE), VIX_E_DISK_NEEDSREPAIR);
     ABI_OK(VixDiskLib_CheckRepair(abi_conn(), path, TRUE));
     ABI_OK(VixDiskLib_CheckRepair(abi_conn(), path, FALSE));
+
+    /* overHead (byte 64) damaged: the header is put back, nothing else
+     * changes, and the warn callback said where the undo journal was. */
+    char *healthy = snapshot("k", &blen);
+    wr32(path, 64 + 4, 0x100);                       /* overHead 2^40 */
+    ABI_ERR(VixDiskLib_CheckRepair(abi_conn(), path, FALSE), VIX_E_DISK_NEEDSREPAIR);
+    ABI_OK(VixDiskLib_CheckRepair(abi_conn(), path, TRUE));
+    assert_non_null(strstr(abi_last_warn(), "k.vmdk.repair-undo removed"));
+    expect_unchanged("k", healthy, blen, "CheckRepair of a damaged overHead");
+    verify_path(path, &m, "disk repaired from overHead 2^40");
+
+    /* Damage no repair can fix (sparse version 9) next to damage one can
+     * (the unclean flag): a check says so (CANTREPAIR, not NEEDSREPAIR),
+     * a repair changes nothing, Open gives the reason check gave. */
+    wr32(path, 4, 9);
+    f = fopen(path, "r+b");
+    assert_non_null(f);
+    fseek(f, 72, SEEK_SET);
+    fputc(1, f);
+    fclose(f);
+    before = snapshot("k", &blen);
+    ABI_ERR(VixDiskLib_CheckRepair(abi_conn(), path, FALSE), VIX_E_DISK_CANTREPAIR);
+    ABI_ERR(VixDiskLib_CheckRepair(abi_conn(), path, TRUE), VIX_E_DISK_CANTREPAIR);
+    expect_unchanged("k", before, blen, "a refused repair");
+    free(before);
+    VixDiskLibHandle hv = NULL;
+    assert_true(VixDiskLib_Open(abi_conn(), path, VIXDISKLIB_FLAG_OPEN_READ_ONLY, &hv) !=
+                VIX_OK);
+    assert_non_null(strstr(abi_last_warn(), "version 9"));
+    wr32(path, 4, 1);
+    ABI_OK(VixDiskLib_CheckRepair(abi_conn(), path, TRUE));
+    expect_unchanged("k", healthy, blen, "the disk after the version came back");
+    free(healthy);
 
     /* Open for writing: no check. */
     h = abi_open(path, 0);

@@ -211,6 +211,8 @@ expect 0 help
 contains out "usage: vddk"
 expect 0 --version
 contains out "openvddk"
+grep -Eq '^vddk \(openvddk\) [0-9]+\.[0-9]+\.[0-9]+, revision [^ ]+$' out ||
+    die "vddk --version: $(cat out)"
 for s in $SUBS; do
     expect 0 help "$s"
     head -n 1 out | grep -q "^usage: vddk $s" || die "vddk help $s: bad first line: $(head -n 1 out)"
@@ -408,10 +410,14 @@ expect_error 1 "s1.vmdk" create -s 1M s1.vmdk
 expect 0 info --json s1.vmdk
 cmp -s out s1.vmdk.json || die "a failed create changed s1.vmdk"
 ok
-# A stream is read-only: writing to it fails with the reason.
-expect_error 1 "e1.vmdk" fill -l 1K e1.vmdk
-contains err "read-only"
-expect_error 1 "e1.vmdk" meta set e1.vmdk foo bar
+# A stream takes writes and metadata changes (grains are appended).
+expect 0 fill -l 1K -p 0x44 e1.vmdk
+expect 0 dump -l 16 e1.vmdk
+contains out "44 44 44 44"
+expect 0 meta set e1.vmdk foo bar
+expect 0 meta get e1.vmdk foo
+contains out "bar"
+expect 0 check e1.vmdk
 
 # ---- fill, checksum, map, dump on a sparse disk -----------------------------
 

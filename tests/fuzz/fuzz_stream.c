@@ -11,7 +11,10 @@
  *  - a read past the capacity fails;
  *  - a range that block status calls HOLE or ZERO reads as zeros;
  *  - the same range read again in small odd pieces (the grain cache path)
- *    gives the same bytes, or an error. */
+ *    gives the same bytes, or an error.
+ * Then the marker walk of check (vmdk_stream_scan), and, for a disk of at
+ * least three grains, a read-write open: a whole grain and part of another
+ * written and flushed must read back, also after a reopen. */
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -142,7 +145,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (vmdk_meta_get(d, "adapterType", &v) == 0)
         free(v);
     if (!vmdk_is_readonly(d))
-        check_failed("a stream opened writable");
+        check_failed("a stream opened read-only is writable");
     /* Writes must be refused. */
     if (cap > 0 && vmdk_pwrite(d, "x", 1, 0) == 0)
         check_failed("a write to a read-only stream succeeded");
@@ -174,5 +177,32 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
 
     vmdk_close(d);
+
+    /* The marker walk of check/repair (no oracle but the sanitizers). */
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        struct vmdk_stream_scan sc;
+        (void)vmdk_stream_scan(fd, path, NULL, &sc);
+        close(fd);
+    }
+    /* Writing: a whole grain and part of another, flushed; read back they
+     * must be what was written. */
+    if (cap < 3 * 65536 || vmdk_open(path, VMDK_OPEN_NOLOCK | VMDK_OPEN_SINGLE_LINK, &d) < 0)
+        return 0;
+    memset(buf2, 0x5c, 65536 + 3000);
+    int wrote = vmdk_pwrite(d, buf2, 65536, 65536) == 0 &&
+                vmdk_pwrite(d, buf2, 3000, 2 * 65536 + 1000) == 0 && vmdk_flush(d) == 0;
+    if (wrote && (vmdk_pread(d, buf, 65536, 65536) < 0 || memcmp(buf, buf2, 65536) != 0 ||
+                  vmdk_pread(d, buf, 3000, 2 * 65536 + 1000) < 0 ||
+                  memcmp(buf, buf2, 3000) != 0))
+        check_failed("a stream does not read back what was written to it");
+    if (vmdk_close(d) < 0)
+        wrote = 0;
+    if (wrote && vmdk_open(path, VMDK_OPEN_RDONLY | VMDK_OPEN_NOLOCK | VMDK_OPEN_SINGLE_LINK,
+                           &d) == 0) {
+        if (vmdk_pread(d, buf, 65536, 65536) < 0 || memcmp(buf, buf2, 65536) != 0)
+            check_failed("a written stream reopened does not hold what was written");
+        vmdk_close(d);
+    }
     return 0;
 }

@@ -9,7 +9,9 @@
 #    `qemu-img check`, read back identically through qemu-img (compare, and
 #    convert -O raw then cmp), and open in vmdkinfo;
 #  - round trips: qemu-img's and vmdkstream's streams re-cloned by us to a
-#    stream that qemu-img reads identically.
+#    stream that qemu-img reads identically;
+#  - writes into our streams and qemu-img's (read-write open) leave streams
+#    that qemu-img, vmdkinfo and we read as the raw mirror.
 # Sizes: partial last grain, one sector, two grain tables, all zero, and a
 # just-over-4 GiB mostly empty disk (grain directory over two sectors).
 #
@@ -166,5 +168,26 @@ run qemu-img convert -f raw -O vmdk -o subformat=streamOptimized big.raw big-q.v
 theirs_ok big-q.vmdk big.raw
 rm -f big*
 log "ok: 4 GiB stream"
+
+# ---- writing into streams --------------------------------------------------------
+# A read-write open appends new grains and rewrites the tables, directory
+# and footer at each flush.  Our streams and qemu-img's (tables at the
+# front, which the first write moves to the end) take random writes of
+# every size through the engine; the file is then a stream that qemu-img,
+# vmdkinfo and we read as the raw mirror, and a second round of writes
+# after reopening works the same.
+mkraw w.raw $((6 * MiB + 4096)) 61
+wrap w.raw w-src.vmdk
+run "$VIXCLONE" w-src.vmdk w-o.vmdk streamOptimized
+run qemu-img convert -f raw -O vmdk -o subformat=streamOptimized w.raw w-q.vmdk
+for k in o q; do
+    cp w.raw w-$k.raw
+    run "$VDTEST" randwrite w-$k.vmdk w-$k.raw 7 60 300000
+    ours_ok w-$k.vmdk w-$k.raw
+    run "$VDTEST" randwrite w-$k.vmdk w-$k.raw 8 40 3000
+    ours_ok w-$k.vmdk w-$k.raw
+done
+rm -f w*
+log "ok: writes into streams"
 
 log "PASS"

@@ -11,7 +11,19 @@
  * right error or closes that connection.  After every case the
  * well-behaved connection must still read the same data, and at the end a
  * new connection must work.  Prints one line per case; exits 1 on the
- * first failure.  Written from the protocol description, no NBD library. */
+ * first failure.  Written from the protocol description, no NBD library.
+ *
+ *   nbd_badproto PORT --go EXPORT...
+ *
+ * Sends NBD_OPT_GO for each export name, each on a connection of its own,
+ * and prints the server's final reply exactly: "ACK <size>" or, for an
+ * error, its type in hex and its message ("80000006 no such disk ...").
+ * Exits 1 when the server does not answer.
+ *
+ *   nbd_badproto PORT --hold EXPORT
+ *
+ * The same for one export, then keeps the connection (and so the server's
+ * open disk) until standard input reaches end of file. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -338,10 +350,67 @@ static void cmd_case(const char *name, int structured, uint16_t flags, uint16_t 
     close(fd);
 }
 
+/* --go: the final reply to NBD_OPT_GO for name, printed; with hold, the
+ * connection stays open until standard input ends. */
+static int show_go_reply(const char *name, int hold)
+{
+    int fd = dial();
+    unsigned char b[4096 + 6];
+    size_t nl = strlen(name);
+    if (nl > 4096 || hello(fd, 3))
+        return -1;
+    put32(b, (uint32_t)nl);
+    memcpy(b + 4, name, nl);
+    put16(b + 4 + nl, 0);
+    if (opt(fd, GO, b, (uint32_t)(6 + nl)))
+        return -1;
+    uint64_t size = 0;
+    for (int i = 0; i < 100; i++) {
+        unsigned char h[20];
+        if (rd(fd, h, 20) || get64(h) != REPMAGIC)
+            return -1;
+        uint32_t type = get32(h + 12), len = get32(h + 16);
+        unsigned char d[4097];
+        if (len >= sizeof d || rd(fd, d, len))
+            return -1;
+        d[len] = '\0';
+        if (type == 3 && len >= 12 && get16(d) == 0)
+            size = get64(d + 2);
+        if (type == 1 || (type & 0x80000000u)) {
+            if (type == 1)
+                printf("ACK %llu\n", (unsigned long long)size);
+            else
+                printf("%08x %s\n", type, (const char *)d);
+            fflush(stdout);
+            char c;
+            while (hold && read(0, &c, 1) > 0)
+                ;
+            close(fd);
+            return 0;
+        }
+    }
+    return -1;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc >= 3 && (strcmp(argv[2], "--go") == 0 || strcmp(argv[2], "--hold") == 0)) {
+        int hold = strcmp(argv[2], "--hold") == 0;
+        port = (unsigned)atoi(argv[1]);
+        if (hold && argc != 4) {
+            fprintf(stderr, "usage: nbd_badproto PORT --hold EXPORT\n");
+            return 2;
+        }
+        for (int i = 3; i < argc; i++)
+            if (show_go_reply(argv[i], hold) < 0) {
+                fprintf(stderr, "badproto: no reply to GO for \"%s\"\n", argv[i]);
+                return 1;
+            }
+        return 0;
+    }
     if (argc != 3) {
-        fprintf(stderr, "usage: nbd_badproto PORT EXPORT\n");
+        fprintf(stderr, "usage: nbd_badproto PORT EXPORT | PORT --go EXPORT... | "
+                "PORT --hold EXPORT\n");
         return 2;
     }
     port = (unsigned)atoi(argv[1]);

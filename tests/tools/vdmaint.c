@@ -4,7 +4,7 @@
  *   vdmaint shrink DISK                   Shrink the top link
  *   vdmaint defrag DISK                   Defragment the top link
  *   vdmaint check DISK [repair]           CheckRepair; findings on stdout
- *   vdmaint zero DISK OFFSET LEN          write zeros (allocates grains)
+ *   vdmaint zero DISK OFFSET LEN          store zeros (allocated grains of zeros)
  *   vdmaint steps OP DISK                 run OP (shrink|defrag), print the
  *                                         number of progress callbacks
  *   vdmaint kill OP DISK N                run OP and SIGKILL this process
@@ -104,13 +104,20 @@ int main(int argc, char **argv)
         int rc = vmdk_open(argv[2], 0, &d);
         if (rc < 0)
             return fail(argv[2], rc);
-        void *z = calloc(1, 1 << 20);
+        /* Zeros written into unallocated grains store nothing, so data
+         * goes first: the grains end up allocated and holding zeros, which
+         * is what shrink looks for. */
+        unsigned char *z = calloc(1, 1 << 20), *x = malloc(1 << 20);
+        memset(x, 0x5a, 1 << 20);
         for (uint64_t o = off; rc == 0 && o < off + len;) {
             size_t n = off + len - o < (1u << 20) ? (size_t)(off + len - o) : (1u << 20);
-            rc = vmdk_pwrite(d, z, n, o);
+            rc = vmdk_pwrite(d, x, n, o);
+            if (rc == 0)
+                rc = vmdk_pwrite(d, z, n, o);
             o += n;
         }
         free(z);
+        free(x);
         int crc = vmdk_close(d);
         if (rc < 0 || crc < 0)
             return fail(argv[2], rc < 0 ? rc : crc);

@@ -10,6 +10,7 @@
  * reads as before and passes CheckRepair's structural check and (when
  * installed) `qemu-img check`. */
 #include "test_util.h"
+#include "vmdk/maint_priv.h"      /* jn_recover: roll a killed repair back */
 
 #include <fcntl.h>
 #include <signal.h>
@@ -27,10 +28,15 @@
 
 /* ---- helpers ---------------------------------------------------------------- */
 
+/* Zeros stored in grains, as shrink finds them: a write of zeros into
+ * unallocated grains stores nothing, so data goes there first. */
 static void zero_write(vmdk_disk *d, struct tu_shadow *s, uint64_t off, size_t len)
 {
-    void *z = calloc(1, len);
+    void *z = malloc(len);
     assert_non_null(z);
+    memset(z, 0x5a, len);
+    TU_OK(vmdk_pwrite(d, z, len, off));
+    memset(z, 0, len);
     TU_OK(vmdk_pwrite(d, z, len, off));
     if (s)
         memset(s->buf + off, 0, len);
@@ -1204,13 +1210,26 @@ static void test_check_flat_and_missing(void **state)
     /* Not a disk at all: the check cannot run. */
     tu_write_all(tu_path("junk.vmdk"), "\x01\x02garbage", 9);
     assert_true(vmdk_check(tu_path("junk.vmdk"), 0, NULL, NULL, &r) < 0);
-    /* A header beyond repair is reported, never "fixed". */
+    /* A directory offset the rest of the extent contradicts is put back. */
     struct tu_shadow s;
     const char *d = make_checked(&s);
     tu_put_u64(d, TU_H_GD, 1ull << 40);
+    check_finds_and_repairs(d, "gdOffset");
+    struct tu_sparse_hdr h;
+    tu_read_sparse_hdr(d, &h);
+    assert_int_equal(h.gd, 26);
+    verify_path(d, 0, &s);
+    /* A header beyond repair is reported, never "fixed", and nothing is
+     * written, even for the problems a repair could fix. */
+    tu_put_u32(d, TU_H_VERSION, 9);
+    tu_put_u8(d, TU_H_UNCLEAN, 1);
+    struct tu_dirsnap *snap = tu_dir_snapshot(tu_dir());
     TU_OK(vmdk_check(d, 1, NULL, NULL, &r));
     assert_int_equal(r.unrepaired, 1);
+    assert_int_equal(r.cantfix, 1);
     assert_int_equal(r.repaired, 0);
+    tu_assert_dir_unchanged(snap, tu_dir());
+    tu_dirsnap_free(snap);
     tu_shadow_free(&s);
 }
 
@@ -1232,6 +1251,254 @@ static void test_check_split(void **state)
     tu_put_u8(e2, TU_H_UNCLEAN, 1);
     check_finds_and_repairs(p, "s-s002.vmdk");
     verify_path(p, 0, &s);
+    tu_shadow_free(&s);
+}
+
+/* ---- repair that never loses data (issue 13) ------------------------------------------ */
+
+/* Set one header field (width 4 or 8 bytes at off) to v: the check names
+ * field, the repair puts the original header back byte for byte, keeps the
+ * file's size and every byte the disk reads, and the disk checks clean. */
+static void header_field_case(const char *p, const struct tu_shadow *s, uint64_t off,
+                              int width, uint64_t v, const char *field)
+{
+    unsigned char orig[512], now[512];
+    tu_pread(p, 0, orig, sizeof orig);
+    uint64_t size = tu_file_size(p);
+    if (width == 8)
+        tu_put_u64(p, off, v);
+    else
+        tu_put_u32(p, off, (uint32_t)v);
+    check_finds_and_repairs(p, field);
+    tu_pread(p, 0, now, sizeof now);
+    if (memcmp(orig, now, sizeof now))
+        fail_msg("%s = %llu: the repaired header differs from the original", field,
+                 (unsigned long long)v);
+    assert_int_equal(tu_file_size(p), size);
+    verify_path(p, 0, s);
+}
+
+/* One damaged field, the rest of the extent healthy: that field is fixed
+ * and nothing is dropped (it used to drop every grain for overHead 2^40,
+ * grain 0 for rgdOffset one sector off, grow the file to 67 MB for
+ * capacity 0x7fffffff, and "repair" grainSize by copying grains). */
+static void test_repair_header_fields(void **state)
+{
+    struct tu_shadow s;
+    const char *p = make_checked(&s);
+    header_field_case(p, &s, TU_H_OVERHEAD, 8, 1ull << 40, "overHead");
+    header_field_case(p, &s, TU_H_RGD, 8, 22, "rgdOffset");
+    header_field_case(p, &s, TU_H_RGD, 8, 20, "rgdOffset");
+    header_field_case(p, &s, TU_H_GD, 8, 27, "gdOffset");
+    header_field_case(p, &s, TU_H_CAPACITY, 8, 0x7fffffff, "capacity");
+    header_field_case(p, &s, TU_H_NUM_GTES, 4, 65536, "numGTEsPerGT");
+    header_field_case(p, &s, TU_H_NUM_GTES, 4, 64, "numGTEsPerGT");
+    header_field_case(p, &s, TU_H_NUM_GTES, 4, 500, "numGTEsPerGT");
+    header_field_case(p, &s, TU_H_GRAIN, 8, 256, "grainSize");
+    header_field_case(p, &s, TU_H_GRAIN, 8, 64, "grainSize");
+    header_field_case(p, &s, TU_H_GRAIN, 8, 100, "grainSize");
+    header_field_case(p, &s, TU_H_DESC_SIZE, 8, 21, "descriptorSize");
+    header_field_case(p, &s, TU_H_DESC_OFF, 8, 3000000, "descriptorOffset");
+    qemu_check(p);
+    tu_shadow_free(&s);
+}
+
+/* A child whose descriptorSize is damaged: repaired, and it still reads
+ * its own grains over its parent (it used to be "cannot repair" with grain
+ * table 0 dropped, so that the child read as its parent). */
+static void test_repair_child_descriptor_size(void **state)
+{
+    const char *base = tu_path("base.vmdk"), *child = tu_path("child.vmdk");
+    TU_OK(tu_create(base, VMDK_TYPE_MONOLITHIC_SPARSE, 4 * MiB, 0));
+    struct tu_shadow s;
+    tu_shadow_init(&s, 4 * MiB);
+    vmdk_disk *d;
+    TU_OK(vmdk_open(base, 0, &d));
+    tu_shadow_write(d, &s, 0, 8 * G, 1);
+    TU_OK(vmdk_close(d));
+    TU_OK(vmdk_create_child(child, base, VMDK_TYPE_MONOLITHIC_SPARSE));
+    TU_OK(vmdk_open(child, 0, &d));
+    tu_shadow_write(d, &s, G, 2 * G, 2);
+    tu_shadow_write(d, &s, 30 * G, G, 3);
+    TU_OK(vmdk_close(d));
+    uint64_t sizes[] = { 21, 100, 0, 30000 };
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        unsigned char orig[512], now[512];
+        tu_pread(child, 0, orig, sizeof orig);
+        tu_put_u64(child, TU_H_DESC_SIZE, sizes[i]);
+        check_finds_and_repairs(child, "descriptorSize");
+        tu_pread(child, 0, now, sizeof now);
+        assert_memory_equal(orig, now, sizeof now);
+        verify_path(child, 0, &s);
+    }
+    tu_shadow_free(&s);
+}
+
+/* The primary entry of grain 3 names grain 1's storage, the redundant one
+ * is right: the redundant entry wins (it used to keep the primary and give
+ * grain 3 a copy of grain 1, losing grain 3). */
+static void test_repair_prefers_entry_without_collision(void **state)
+{
+    struct tu_shadow s;
+    const char *p = make_checked(&s);
+    struct tu_sparse_hdr h;
+    tu_read_sparse_hdr(p, &h);
+    uint32_t g1 = tu_gte(p, &h, 1, 0), g3 = tu_gte(p, &h, 3, 0);
+    tu_set_gte(p, &h, 3, 0, g1);
+    check_finds_and_repairs(p, "disagree");
+    assert_int_equal(tu_gte(p, &h, 3, 0), g3);
+    assert_int_equal(tu_gte(p, &h, 3, 1), g3);
+    assert_int_equal(tu_gte(p, &h, 1, 0), g1);
+    verify_path(p, 0, &s);
+    /* The same with the redundant entry damaged: the primary stays. */
+    tu_set_gte(p, &h, 4, 1, g1);
+    check_finds_and_repairs(p, "disagree");
+    verify_path(p, 0, &s);
+    tu_shadow_free(&s);
+}
+
+/* What Open refuses, check reports with Open's reason, as a problem no
+ * repair fixes; a repair then writes nothing; each line names the file
+ * once. */
+static void expect_open_refusal_reported(const char *disk, const char *reason)
+{
+    vmdk_disk *d;
+    assert_true(vmdk_open(disk, VMDK_OPEN_RDONLY, &d) < 0);
+    TU_MSG_HAS(reason);
+    struct findings f;
+    memset(&f, 0, sizeof f);
+    struct vmdk_check_result r;
+    TU_OK(vmdk_check(disk, 0, collect, &f, &r));
+    if (r.problems == 0 || r.cantfix != r.problems || !strstr(f.all, reason))
+        fail_msg("%s: check does not report \"%s\" as beyond repair:\n%s", disk, reason, f.all);
+    for (char *line = f.all; *line;) {
+        char *nl = strchr(line, '\n');
+        size_t n = nl ? (size_t)(nl - line) : strlen(line);
+        char *first = strstr(line, tu_dir());
+        if (first && first < line + n) {
+            char *second = strstr(first + 1, tu_dir());
+            if (second && second < line + n)
+                fail_msg("a line names a file twice: %.*s", (int)n, line);
+        }
+        line += n + (nl ? 1 : 0);
+    }
+    struct tu_dirsnap *snap = tu_dir_snapshot(tu_dir());
+    memset(&f, 0, sizeof f);
+    TU_OK(vmdk_check(disk, 1, collect, &f, &r));
+    assert_int_equal(r.repaired, 0);
+    assert_true(r.cantfix > 0);
+    tu_assert_dir_unchanged(snap, tu_dir());
+    tu_dirsnap_free(snap);
+}
+
+static void test_check_reports_open_refusals(void **state)
+{
+    struct tu_shadow s;
+    const char *p = make_checked(&s);
+    tu_put_u32(p, TU_H_VERSION, 4);
+    expect_open_refusal_reported(p, "version 4 is not supported");
+    tu_put_u32(p, TU_H_VERSION, 1);
+    tu_put_u32(p, TU_H_FLAGS, 3 | 0x40000);
+    expect_open_refusal_reported(p, "unknown incompatible flags");
+    tu_put_u32(p, TU_H_FLAGS, 3);
+    expect_clean(p);
+    tu_shadow_free(&s);
+
+    /* vmfsSparse: a COWD extent of an unknown version, then cut short. */
+    const char *v = tu_path("v.vmdk"), *ve = tu_path("v-delta.vmdk");
+    TU_OK(tu_create(v, VMDK_TYPE_VMFS_SPARSE, 2 * MiB, 0));
+    vmdk_disk *d;
+    TU_OK(vmdk_open(v, 0, &d));
+    tu_write_pattern(d, 0, 8192, 5);
+    TU_OK(vmdk_close(d));
+    expect_clean(v);
+    tu_put_u32(ve, 4, 2);
+    expect_open_refusal_reported(v, "COWD version 2 is not supported");
+    tu_put_u32(ve, 4, 1);
+    expect_clean(v);
+    tu_truncate(ve, 300);
+    expect_open_refusal_reported(v, "too short");
+}
+
+/* A repair killed after k writes (the test hook, in a child process):
+ * the disk cannot be opened, a check reports the interrupted repair,
+ * rolling the journal back gives the damaged file byte for byte, and the
+ * next repair ends with the bytes of an uninterrupted repair. */
+static void test_repair_killed(void **state)
+{
+    struct tu_shadow s;
+    const char *p = make_checked(&s), *ref = tu_path("ref.vmdk");
+    char journal[600];
+    snprintf(journal, sizeof journal, "%s.repair-undo", p);
+    struct tu_sparse_hdr h;
+    tu_read_sparse_hdr(p, &h);
+    /* Grain 50 shares grain 1's storage (a copy is made), the redundant
+     * directory offset is one sector off, the extent is unclean. */
+    uint32_t g1 = tu_gte(p, &h, 1, 0);
+    tu_set_gte(p, &h, 50, 0, g1);
+    tu_set_gte(p, &h, 50, 1, g1);
+    memcpy(s.buf + 50 * G, s.buf + G, G);
+    tu_put_u8(p, TU_H_UNCLEAN, 1);
+    tu_put_u64(p, TU_H_RGD, h.rgd + 1);
+    size_t dlen, rlen;
+    unsigned char *damaged = tu_read_all(p, &dlen);
+    tu_write_all(ref, damaged, dlen);
+    struct vmdk_check_result r;
+    TU_OK(vmdk_check(ref, 1, NULL, NULL, &r));
+    assert_int_equal(r.unrepaired, 0);
+    unsigned char *repaired = tu_read_all(ref, &rlen);
+    unsigned killed = 0;
+    for (unsigned k = 0; k < 64; k++) {
+        for (int rollback_only = 0; rollback_only < 2; rollback_only++) {
+            tu_write_all(p, damaged, dlen);
+            pid_t pid = fork();
+            assert_true(pid >= 0);
+            if (pid == 0) {
+                char n[16];
+                snprintf(n, sizeof n, "%u", k);
+                setenv("OPENVDDK_TEST_REPAIR_ABORT_AFTER", n, 1);
+                struct vmdk_check_result cr;
+                _exit(vmdk_check(p, 1, NULL, NULL, &cr) == 0 ? 0 : 1);
+            }
+            int st;
+            assert_int_equal(waitpid(pid, &st, 0), pid);
+            assert_true(WIFEXITED(st));
+            if (WEXITSTATUS(st) == 0) {
+                assert_false(tu_exists(journal));
+                goto done;               /* k writes were all it took */
+            }
+            assert_int_equal(WEXITSTATUS(st), 77);
+            assert_true(tu_exists(journal));
+            killed++;
+            vmdk_disk *d;
+            TU_ERR(vmdk_open(p, VMDK_OPEN_RDONLY, &d), VD_E_NEEDSREPAIR);
+            TU_MSG_HAS("repair-undo");
+            struct findings f;
+            memset(&f, 0, sizeof f);
+            TU_OK(vmdk_check(p, 0, collect, &f, &r));
+            assert_true(r.problems == 1 && strstr(f.all, "interrupted"));
+            size_t n;
+            unsigned char *now;
+            if (rollback_only) {
+                assert_int_equal(jn_recover(p), 1);
+                now = tu_read_all(p, &n);
+                assert_true(n == dlen && !memcmp(now, damaged, n));
+            } else {
+                TU_OK(vmdk_check(p, 1, NULL, NULL, &r));
+                assert_int_equal(r.unrepaired, 0);
+                now = tu_read_all(p, &n);
+                assert_true(n == rlen && !memcmp(now, repaired, n));
+                verify_path(p, 0, &s);
+            }
+            assert_false(tu_exists(journal));
+            free(now);
+        }
+    }
+    fail_msg("the repair never completed");
+done:
+    assert_true(killed >= 6);            /* copy, tables, directories, header */
+    free(damaged);
+    free(repaired);
     tu_shadow_free(&s);
 }
 
@@ -1272,6 +1539,11 @@ int main(void)
         T(test_check_zero_flag),
         T(test_check_flat_and_missing),
         T(test_check_split),
+        T(test_repair_header_fields),
+        T(test_repair_child_descriptor_size),
+        T(test_repair_prefers_entry_without_collision),
+        T(test_check_reports_open_refusals),
+        T(test_repair_killed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

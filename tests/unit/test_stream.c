@@ -833,7 +833,7 @@ static void test_our_writer_errors(void **state)
 
 static void test_create_stream(void **state)
 {
-    /* vmdk_create of a stream: an empty disk that opens read-only only. */
+    /* vmdk_create of a stream: an empty disk, VMware's layout. */
     const char *p = tu_path("e.vmdk");
     TU_OK(tu_create(p, VMDK_TYPE_STREAM_OPTIMIZED, 5 * MiB + 512, 0));
     unsigned char *content = calloc(1, 5 * MiB + 512);
@@ -850,9 +850,11 @@ static void test_create_stream(void **state)
     assert_memory_equal(last, zero, 512);
 }
 
-/* ---- read-write is refused ------------------------------------------------------ */
+/* ---- read-write opens ------------------------------------------------------------ */
 
-static void test_open_rw_refused(void **state)
+/* Opened read-write and closed without a write, a stream is untouched;
+ * one without grain markers is refused for writing with the reason. */
+static void test_open_rw(void **state)
 {
     const char *p = tu_path("s.vmdk");
     struct craft o = { .cap = CAP_ALIGNED, .layout = L_END };
@@ -863,24 +865,31 @@ static void test_open_rw_refused(void **state)
     static const unsigned flags[] = { 0, VMDK_OPEN_NOLOCK, VMDK_OPEN_SINGLE_LINK };
     for (size_t i = 0; i < 3; i++) {
         vmdk_disk *d = NULL;
-        vd_err_clear();
-        int rc = vmdk_open(p, flags[i], &d);
-        if (rc == 0) {
-            vmdk_close(d);
-            fail_msg("a streamOptimized disk opened read-write (flags %u)", flags[i]);
-        }
-        assert_int_equal(rc, -VD_E_READONLY);
-        TU_MSG_HAS("s.vmdk");
-        TU_MSG_HAS("read-only");
+        TU_OK(vmdk_open(p, flags[i], &d));
+        TU_OK(vmdk_close(d));
     }
-    /* Nothing written, and it still opens read-only. */
     tu_assert_dir_unchanged(snap, tu_dir());
     tu_dirsnap_free(snap);
     verify_stream(p, content, CAP_ALIGNED * 512, GRAIN_BYTES, c.grain_sector);
+    const char *nm = tu_path("nm.vmdk");
+    struct craft o2 = { .cap = CAP_ALIGNED, .layout = L_END, .hdr_real_gd = 1,
+                        .no_markers = 1 };
+    struct crafted c2;
+    craft_stream(nm, &o2, content, &c2);
+    vmdk_disk *d = NULL;
+    vd_err_clear();
+    int rc = vmdk_open(nm, 0, &d);
+    if (rc == 0) {
+        vmdk_close(d);
+        fail_msg("a stream without grain markers opened read-write");
+    }
+    assert_int_equal(rc, -VD_E_UNSUPPORTED);
+    TU_MSG_HAS("nm.vmdk");
+    TU_MSG_HAS("markers");
+    crafted_free(&c2);
     /* A child on top of a stream works and gets the writes. */
     const char *ch = tu_path("child.vmdk");
     TU_OK(vmdk_create_child(ch, p, VMDK_TYPE_MONOLITHIC_SPARSE));
-    vmdk_disk *d;
     TU_OK(vmdk_open(ch, 0, &d));
     tu_write_pattern(d, 70000, 5000, 71);
     tu_fill(content + 70000, 5000, 70000, 71);
@@ -1337,7 +1346,7 @@ int main(void)
         T(test_our_writer_layout),
         T(test_our_writer_errors),
         T(test_create_stream),
-        T(test_open_rw_refused),
+        T(test_open_rw),
         T(test_concurrent_readers),
         T(test_bad_marker_sizes),
         T(test_truncated_grain),

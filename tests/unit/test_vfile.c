@@ -185,13 +185,23 @@ static void compare_engine(vmdk_disk *l, vmdk_disk *r)
     free(a);
     free(b);
 
-    /* Block status, through the chain and of the top link alone. */
+    /* Block status, through the chain and of the top link alone.  A local
+     * thin flat file also reports its holes (SEEK_DATA), which a remote
+     * file system cannot tell: there local ZERO may meet remote DATA. */
     for (int single = 0; single < 2; single++) {
         for (uint64_t off = 0; off < cap;) {
             uint64_t ra, rb;
             int sa, sb;
             TU_OK(vmdk_block_status(l, off, cap - off, single, &ra, &sa));
             TU_OK(vmdk_block_status(r, off, cap - off, single, &rb, &sb));
+            if (sa == VMDK_ZERO && sb == VMDK_DATA) {
+                off += ra < rb ? ra : rb;
+                continue;
+            }
+            if (sb == VMDK_DATA && ra < rb) {    /* local DATA before a local hole */
+                off += ra;
+                continue;
+            }
             assert_int_equal(ra, rb);
             assert_int_equal(sa, sb);
             off += ra;
@@ -303,8 +313,11 @@ static void compare_vdisk(const char *local, const char *remote, struct tfs *t)
     int sa, sb;
     TU_OK(a->ops->block_status(a, 0, a->capacity, 0, &ra, &sa));
     TU_OK(b->ops->block_status(b, 0, b->capacity, 0, &rb, &sb));
-    assert_int_equal(ra, rb);
-    assert_int_equal(sa, sb);
+    /* (Local thin flat files end a data run at their first hole.) */
+    if (!(sa == sb && ra < rb && sb == VMDK_DATA) && !(sa == VMDK_ZERO && sb == VMDK_DATA)) {
+        assert_int_equal(ra, rb);
+        assert_int_equal(sa, sb);
+    }
     char **ka, **kb;
     size_t na, nb;
     TU_OK(a->ops->meta_keys(a, &ka, &na));

@@ -5,8 +5,11 @@
 #   build-vcsim.sh OUTPUT_BINARY
 #
 # Everything Go writes (GOPATH copy of main.go, build cache) goes under
-# OUTPUT_BINARY's directory.  Rebuilds only when main.go is newer than the
-# binary.  Exits 77 when go or the govmomi source is missing.
+# OUTPUT_BINARY's directory, except that VCSIM_GOCACHE, when set, names the
+# build cache: build trees may share one (Go locks it), so that only the
+# first one compiles govmomi (make check and make check-asan do).  Rebuilds
+# only when main.go is newer than the binary.  Exits 77 when go or the
+# govmomi source is missing.
 set -eu
 
 if [ $# -ne 1 ]; then
@@ -42,14 +45,15 @@ if [ -x "$out" ] && [ ! "$src" -nt "$out" ]; then
 fi
 
 gopath="$outdir/vcsim-gopath"
-mkdir -p "$gopath/src/openvddk/vcsim" "$outdir/vcsim-gocache"
+gocache=${VCSIM_GOCACHE:-$outdir/vcsim-gocache}
+mkdir -p "$gopath/src/openvddk/vcsim" "$gocache"
 cp "$src" "$gopath/src/openvddk/vcsim/main.go"
 
 echo "build-vcsim: building $out" >&2
 cd "$gopath"
 env GO111MODULE=off GOPROXY=off GOFLAGS= \
     GOPATH="$gopath:$GOVMOMI_ROOT" \
-    GOCACHE="$outdir/vcsim-gocache" \
+    GOCACHE="$gocache" \
     GOTMPDIR= \
     go build -o "$out.tmp" openvddk/vcsim
 mv -f "$out.tmp" "$out"

@@ -127,12 +127,18 @@ const struct vddk_cmd vddk_cmd_check = {
         "usage: vddk check [--repair] [--json] [--progress | -q] DISK\n"
         "\n"
         "Check the structure of DISK (the link named: its descriptor and every\n"
-        "extent; parents are not checked) and print one line per problem found.\n"
-        "Without --repair nothing is changed.  Exit status: 0 when the disk is\n"
-        "consistent or every problem was repaired, 1 when problems remain (or\n"
-        "the check could not run), 2 for a usage error.  The library reports no\n"
-        "percentage for this operation: the progress indicator shows the time\n"
-        "elapsed.\n"
+        "extent; parents are not checked) and print one line per problem found;\n"
+        "\"(cannot repair)\" marks those no repair can fix.  A disk that shows no\n"
+        "problem is also opened as any program opens it: a refusal is a problem.\n"
+        "Without --repair nothing is changed.  A repair changes nothing unless it\n"
+        "can repair every problem; before it writes, it keeps what it overwrites\n"
+        "in DISK.repair-undo (said on stderr) and removes that file when it is\n"
+        "done.  If a repair is killed, the disk cannot be opened until the next\n"
+        "'vddk check --repair DISK' rolls it back and repairs again.  Exit status:\n"
+        "0 when the disk is consistent or every problem was repaired, 1 when\n"
+        "problems remain (or the check could not run), 2 for a usage error.  The\n"
+        "library reports no percentage for this operation: the progress\n"
+        "indicator shows the time elapsed.\n"
         "\n"
         "Options:\n"
         "      --repair         repair what can be repaired\n"
@@ -433,6 +439,26 @@ static int run_attach(int argc, char **argv)
 
 /* ---- check ---------------------------------------------------------------- */
 
+#define JOURNAL_PREFIX "CheckRepair: journal: "
+#define NOTE_PREFIX "CheckRepair: note: "
+
+/* Where a repair keeps what it overwrites: said as it happens (a killed
+ * repair must have said it). */
+static int check_json;
+static void check_hook(const char *line)
+{
+    if (!check_json && !strncmp(line, JOURNAL_PREFIX, strlen(JOURNAL_PREFIX))) {
+        fprintf(stderr, "vddk: %s\n", line + strlen(JOURNAL_PREFIX));
+        fflush(stderr);
+    }
+}
+
+static int ends_with(const char *s, const char *tail)
+{
+    size_t n = strlen(s), t = strlen(tail);
+    return n >= t && !strcmp(s + n - t, tail);
+}
+
 static int run_check(int argc, char **argv)
 {
     enum { OPT_REPAIR = 1, OPT_JSON };
@@ -457,16 +483,39 @@ static int run_check(int argc, char **argv)
     struct vddk_progress *pg = vddk_progress_start(a.progress, repair ? "repair" : "check", 0);
     vddk_warn_clear();
     vddk_warn_collect(1);
+    check_json = json;
+    vddk_warn_hook(check_hook);
     VixError e = VixDiskLib_CheckRepair(c, path, repair ? TRUE : FALSE);
+    vddk_warn_hook(NULL);
     vddk_warn_collect(0);
     vddk_progress_end(pg, e == VIX_OK);
-    size_t n = 0, nf = 0;
+    size_t n = 0, nf = 0, nj = 0, nn = 0, ncant = 0;
     char **lines = vddk_warn_take(&n);
-    /* Findings come as "CheckRepair: <finding>"; the final failure (if any)
-     * as "VixDiskLib_CheckRepair: ... (error N)". */
+    char **jl = calloc(n ? n : 1, sizeof *jl), **notes = calloc(n ? n : 1, sizeof *notes);
+    if (!jl || !notes) {
+        free(jl);
+        free(notes);
+        for (size_t i = 0; i < n; i++)
+            free(lines[i]);
+        free(lines);
+        return vddk_fail("out of memory");
+    }
+    /* Findings come as "CheckRepair: <finding>", the undo journal of a
+     * repair as "CheckRepair: journal: <what>", notes (not problems) as
+     * "CheckRepair: note: <what>", the final failure (if any) as
+     * "VixDiskLib_CheckRepair: ... (error N)". */
     for (size_t i = 0; i < n; i++) {
-        if (strncmp(lines[i], "CheckRepair: ", 13) == 0) {
+        if (strncmp(lines[i], NOTE_PREFIX, strlen(NOTE_PREFIX)) == 0) {
+            memmove(lines[i], lines[i] + strlen(NOTE_PREFIX),
+                    strlen(lines[i] + strlen(NOTE_PREFIX)) + 1);
+            notes[nn++] = lines[i];
+        } else if (strncmp(lines[i], JOURNAL_PREFIX, strlen(JOURNAL_PREFIX)) == 0) {
+            memmove(lines[i], lines[i] + strlen(JOURNAL_PREFIX),
+                    strlen(lines[i] + strlen(JOURNAL_PREFIX)) + 1);
+            jl[nj++] = lines[i];
+        } else if (strncmp(lines[i], "CheckRepair: ", 13) == 0) {
             memmove(lines[i], lines[i] + 13, strlen(lines[i] + 13) + 1);
+            ncant += ends_with(lines[i], "(cannot repair)");
             lines[nf++] = lines[i];
         } else {
             free(lines[i]);
@@ -490,10 +539,22 @@ static int run_check(int argc, char **argv)
             fputs(i ? ",\n    " : "\n    ", stdout);
             vddk_json_str(stdout, lines[i]);
         }
-        fputs(nf ? "\n  ]\n}\n" : "]\n}\n", stdout);
+        fputs(nf ? "\n  ],\n  \"journal\": [" : "],\n  \"journal\": [", stdout);
+        for (size_t i = 0; i < nj; i++) {
+            fputs(i ? ",\n    " : "\n    ", stdout);
+            vddk_json_str(stdout, jl[i]);
+        }
+        fputs(nj ? "\n  ],\n  \"notes\": [" : "],\n  \"notes\": [", stdout);
+        for (size_t i = 0; i < nn; i++) {
+            fputs(i ? ",\n    " : "\n    ", stdout);
+            vddk_json_str(stdout, notes[i]);
+        }
+        fputs(nn ? "\n  ]\n}\n" : "]\n}\n", stdout);
     } else {
         for (size_t i = 0; i < nf; i++)
             printf("%s\n", lines[i]);
+        for (size_t i = 0; i < nn; i++)
+            printf("%s (note)\n", notes[i]);
         if (e == VIX_OK && !nf)
             printf("%s: no problems found\n", path);
         else if (e == VIX_OK)
@@ -502,10 +563,20 @@ static int run_check(int argc, char **argv)
     if (status && e == VIX_E_DISK_NEEDSREPAIR)
         ret = vddk_fail("%s: %zu problem%s found; 'vddk check --repair %s' repairs them", path,
                         nf, nf == 1 ? "" : "s", path);
+    else if (status && e != VIX_OK && !repair)
+        ret = vddk_fail("%s: %zu problem%s found; %zu cannot be repaired, so a repair would "
+                        "change nothing", path, nf, nf == 1 ? "" : "s", ncant);
     else if (status && e != VIX_OK)
-        ret = vddk_fail("%s: some problems cannot be repaired", path);
+        ret = vddk_fail("%s: %zu problem%s cannot be repaired; nothing was changed", path,
+                        ncant, ncant == 1 ? "" : "s");
     for (size_t i = 0; i < nf; i++)
         free(lines[i]);
+    for (size_t i = 0; i < nj; i++)
+        free(jl[i]);
+    for (size_t i = 0; i < nn; i++)
+        free(notes[i]);
+    free(jl);
+    free(notes);
     free(lines);
     return ret;
 }

@@ -20,6 +20,7 @@ static struct {
     int collect;
     char **lines;
     size_t nlines, alloc;
+    void (*hook)(const char *line);
 } L = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
 /* Warnings come from the caller's thread or, for asynchronous I/O, from a
@@ -45,7 +46,10 @@ static void on_warn(const char *fmt, va_list ap)
         if (L.nlines < L.alloc && (L.lines[L.nlines] = strdup(buf)) != NULL)
             L.nlines++;
     }
+    void (*hook)(const char *) = L.hook;
     pthread_mutex_unlock(&L.lock);
+    if (hook)
+        hook(buf);
 }
 
 /* Log lines (what was opened, plugins found) are not the tool's output. */
@@ -109,6 +113,13 @@ void vddk_warn_collect(int collect)
     pthread_mutex_unlock(&L.lock);
 }
 
+void vddk_warn_hook(void (*fn)(const char *line))
+{
+    pthread_mutex_lock(&L.lock);
+    L.hook = fn;
+    pthread_mutex_unlock(&L.lock);
+}
+
 char **vddk_warn_take(size_t *n)
 {
     pthread_mutex_lock(&L.lock);
@@ -142,12 +153,26 @@ const char *vddk_warn_detail(char *buf, size_t n)
     return *p ? p : NULL;
 }
 
-/* Does text name path (as given, or its last component)? */
+/* Does text name path (as given, or its last component)?  The library
+ * shows control characters in names escaped (\n, \t, \x01): so is path. */
 static int names_file(const char *text, const char *path)
 {
-    if (strstr(text, path))
+    char esc[4096];
+    size_t o = 0;
+    for (const unsigned char *p = (const unsigned char *)path; *p && o + 5 < sizeof esc; p++) {
+        if (*p == '\n' || *p == '\r' || *p == '\t') {
+            esc[o++] = '\\';
+            esc[o++] = *p == '\n' ? 'n' : *p == '\r' ? 'r' : 't';
+        } else if (*p < 0x20 || *p == 0x7f) {
+            o += (size_t)snprintf(esc + o, sizeof esc - o, "\\x%02x", *p);
+        } else {
+            esc[o++] = (char)*p;
+        }
+    }
+    esc[o] = '\0';
+    if (strstr(text, path) || strstr(text, esc))
         return 1;
-    const char *base = strrchr(path, '/');
+    const char *base = strrchr(esc, '/');
     return base && base[1] && strstr(text, base + 1);
 }
 

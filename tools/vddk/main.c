@@ -12,6 +12,9 @@
 #ifndef OPENVDDK_VERSION
 #define OPENVDDK_VERSION "unknown"
 #endif
+#ifndef OPENVDDK_REVISION
+#define OPENVDDK_REVISION "unknown"
+#endif
 
 static const struct vddk_cmd *const commands[] = {
     &vddk_cmd_info,
@@ -87,7 +90,7 @@ int main(int argc, char **argv)
         return VDDK_EXIT_OK;
     }
     if (strcmp(name, "--version") == 0) {
-        printf("vddk (openvddk) %s\n", OPENVDDK_VERSION);
+        printf("vddk (openvddk) %s, revision %s\n", OPENVDDK_VERSION, OPENVDDK_REVISION);
         return VDDK_EXIT_OK;
     }
     if (strcmp(name, "help") == 0) {

@@ -168,6 +168,8 @@ const char *vddk_warn_detail(char *buf, size_t n);
  * the array) and empties the list. */
 void vddk_warn_collect(int collect);
 char **vddk_warn_take(size_t *n);
+/* Also hand every warning line to fn as it arrives (NULL: stop). */
+void vddk_warn_hook(void (*fn)(const char *line));
 
 /* Report the failure e of an operation on path in one line:
  * "vddk: <path>: <reason>", the reason being the library's own message
