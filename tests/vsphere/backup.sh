@@ -241,6 +241,13 @@ for delay in 0.05 0.4 1.2; do
         "$S/killed" >/dev/null 2>&1 &
     pid=$!
     wait_started $pid killed
+    # ... and has taken its first snapshot (an ASan build can take seconds
+    # to get there), so that each kill leaves one for the next run.
+    n=0
+    while ! snapshots "$VM0" | grep -qx openvddk-backup && [ $n -lt 300 ] &&
+          kill -0 $pid 2>/dev/null; do
+        n=$((n + 1))
+    done
     sleep "$delay"
     kill -9 $pid 2>/dev/null || true
     wait $pid 2>/dev/null || true
