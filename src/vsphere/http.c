@@ -325,6 +325,10 @@ int vs_curl_fail(struct vs_session *s, CURL *h, CURLcode rc, const char *errbuf,
             return vd_err_set(transfer ? VD_E_NET_LOST : VD_E_NET_REFUSED,
                               "server %s: %s: connection refused (nothing listens there%s)",
                               s->peer, what, transfer ? "; the server went away" : "");
+        if (oserr)
+            return vd_err_set(transfer ? VD_E_NET_LOST : VD_E_NET_CONNECT,
+                              "server %s: %s: cannot connect (%s): %s", s->peer, what,
+                              strerror((int)oserr), detail);
         return vd_err_set(transfer ? VD_E_NET_LOST : VD_E_NET_CONNECT,
                           "server %s: %s: cannot connect: %s", s->peer, what, detail);
     case CURLE_OPERATION_TIMEDOUT:

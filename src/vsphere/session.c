@@ -8,6 +8,7 @@
 #include "vs_priv.h"
 #include "../util/err.h"
 #include "../util/fileio.h"
+#include "../util/log.h"
 
 int vs_curl_global(void);
 int vs_share_init(struct vs_session *s);
@@ -107,6 +108,8 @@ int vs_relogin(struct vs_session *s, unsigned gen)
     int rc = login(s);
     if (rc < 0)
         vd_err_prefix("session expired; logging in again failed");
+    else
+        vd_log("server %s: the session had expired; logged in again as %s", s->peer, s->user);
     return rc;
 }
 
@@ -172,7 +175,8 @@ void vs_session_close(struct vs_session *s)
     char **strs[] = { &s->server, &s->thumbprint, &s->ca_file, &s->user, &s->password,
                       &s->api_version, &s->base, &s->peer, &s->pin, &s->cookie,
                       &s->session_mgr, &s->prop_collector, &s->root_folder, &s->view_mgr,
-                      &s->auth_mgr, &s->api_type, &s->server_api_version, &s->nfc_service };
+                      &s->auth_mgr, &s->api_type, &s->server_api_version, &s->nfc_service,
+                      &s->dc_vm, &s->dc_path };
     for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
         free(*strs[i]);
     free(s);
@@ -468,6 +472,34 @@ static int dc_path_of(struct vs_session *s, const char *type, const char *moref,
     return 0;
 }
 
+/* dc_path_of for a VM, through the session's one-entry cache. */
+static int vm_dc_path(struct vs_session *s, const char *moref, char **out)
+{
+    pthread_mutex_lock(&s->lock);
+    char *hit = s->dc_vm && strcmp(s->dc_vm, moref) == 0 ? vd_strdup(s->dc_path) : NULL;
+    pthread_mutex_unlock(&s->lock);
+    if (hit) {
+        *out = hit;
+        return 0;
+    }
+    int rc = dc_path_of(s, "VirtualMachine", moref, out);
+    if (rc < 0)
+        return rc;
+    char *vm = vd_strdup(moref), *path = vd_strdup(*out);
+    pthread_mutex_lock(&s->lock);
+    if (vm && path) {
+        free(s->dc_vm);
+        free(s->dc_path);
+        s->dc_vm = vm;
+        s->dc_path = path;
+        vm = path = NULL;
+    }
+    pthread_mutex_unlock(&s->lock);
+    free(vm);
+    free(path);
+    return 0;
+}
+
 /* ---- VMs ------------------------------------------------------------------ */
 
 void vs_vm_free(struct vs_vm *vm)
@@ -546,7 +578,7 @@ int vs_vm_get(struct vs_session *s, const char *moref, const char *snapshot,
     rc = vm_from_objs(o, vm);
     xmlFreeDoc(doc);
     if (rc == 0)
-        rc = dc_path_of(s, "VirtualMachine", moref, &vm->dc_path);
+        rc = vm_dc_path(s, moref, &vm->dc_path);
     if (rc == 0 && snapshot && *snapshot) {
         int known = 0;
         for (size_t i = 0; i < vm->nsnaps; i++)

@@ -32,6 +32,10 @@ struct vs_session {
     char *session_mgr, *prop_collector, *root_folder, *view_mgr, *auth_mgr;
     char *api_type, *server_api_version;
     char *nfc_service;      /* NfcService moref, once asked for (under lock) */
+    /* The datacenter path of the last VM looked up (under lock): a VM does
+     * not change datacenter under its moref, and the walk up the inventory
+     * costs a call per level on every Open. */
+    char *dc_vm, *dc_path;
 };
 
 /* ---- http.c ---- */

@@ -33,6 +33,11 @@
 #                               it the ticket methods fault (NotSupported).
 #         -nfc-host H           tickets' host (vCenter mode; 127.0.0.1)
 #         -nfc-port N           tickets' port (902)
+#         -folder-auth          (with -user, vCenter model) /folder
+#                               answers 401 unless the request carries the
+#                               cookie of a live session of -user, as
+#                               vCenter does (vcsim's own /folder does not
+#                               check)
 #         -nfc-tickets DIR      write every ticket to DIR/<sessionId>
 #                               (atomically: DIR/.tmp-<id>, then rename);
 #                               created if missing, never cleaned by vcsim
@@ -61,6 +66,10 @@
 #                                        "calls":{METHOD:N},"faults":N}
 #         nfcversion N|none             what NfcGetServerNfcLibVersion
 #                                       answers (none: InvalidRequest fault)
+#         expire USER                   {"expired":N}: TerminateSession of
+#                                       every session of USER
+#         folderauth check|deny         (-folder-auth) deny: /folder answers
+#                                       401 to everyone; check: back to normal
 #         quit
 #   vcsim_field JSON KEY     print one top-level field of a JSON line.
 #   vcsim_path_local "[ds] dir/file.vmdk"   print the local file behind it.

@@ -4,13 +4,17 @@
 # transport reading every VMDK type and a three-link chain equal to what
 # qemu-img reads locally, snapshot selection, paths outside the VM, and the
 # errors a user meets (thumbprint, credentials, moref, snapshot, spec type,
-# modes, refused port, writes, a simulator killed mid-read).
+# modes, refused port, unresolvable and unreachable hosts, a port that
+# does not speak TLS, connect and read timeouts from the config file,
+# writes, sessions expiring mid-read, a simulator killed mid-read).
 #
 # vcsim lacks some things a real vCenter has; where a check cannot be made
 # against it, the script says so instead of faking it:
-#  - /folder asks for no session cookie, so an expired session during a
-#    read (HTTP 401, then one new login) cannot be provoked; what is checked
-#    is that a session cookie that was logged out is refused;
+#  - vcsim's /folder serves requests without a session; the harness's
+#    -folder-auth makes it answer 401 unless the request carries the cookie
+#    of a session the SessionManager still knows, as vCenter does, so that
+#    sessions ended by TerminateSession (the harness's `expire`) expire
+#    mid-read for real;
 #  - AuthorizationManager.DisableMethods is missing: PrepareForAccess must
 #    log that and succeed.
 set -eu
@@ -23,11 +27,12 @@ command -v qemu-img >/dev/null 2>&1 || { log "SKIP: qemu-img missing"; exit 77; 
 command -v curl >/dev/null 2>&1 || { log "SKIP: curl missing"; exit 77; }
 
 W=$(mktemp -d "${TMPDIR:-/tmp}/openvddk-vsphere.XXXXXX")
-trap 'vcsim_stop; rm -rf "$W"' EXIT
+LISTENERS=
+trap '[ -z "$LISTENERS" ] || kill "$LISTENERS" 2>/dev/null || :; vcsim_stop; rm -rf "$W"' EXIT
 trap 'exit 130' INT TERM HUP
 T=${VSPHERE_TIMEOUT:-120}
 
-vcsim_start -user vuser -password 'pa ss' || exit $?
+vcsim_start -user vuser -password 'pa ss' -folder-auth || exit $?
 DS=$VCSIM_DS
 VMDIR=$(dirname "$(vcsim_path_local "$VCSIM_DISK")")
 VMREL=$(basename "$VMDIR")
@@ -172,9 +177,111 @@ expect 35 "not (or no longer) a valid session" -- \
     "$VIXNET" -s "$VCSIM_HOST" -p "$VCSIM_PORT" -t "$VCSIM_SHA1" -v "moref=$VCSIM_VM" -k "$COOKIE" connect
 log "session cookie: used, kept, and refused once logged out"
 
-# ---- the simulator killed mid-read ------------------------------------------------
+# ---- hosts that cannot be reached, ports that do not speak TLS, timeouts --------
+printf 'openvddk.net.ConnectTimeoutMs = "1500"\n' >"$W/ct.cfg"
+expect 18000 "does not resolve" -- \
+    "$VIXNET" -s no-such-host.invalid -u vuser -t "$VCSIM_SHA1" -v "moref=$VCSIM_VM" connect
+# An unreachable host: in a network namespace of its own (no routes at
+# all) every address is unreachable.  Not on the machine's own network:
+# here a proxy answers TLS for any IPv4 address, and what an unrouted
+# address does elsewhere depends on that network.
+if unshare -n true 2>/dev/null; then
+    expect 18000 "cannot connect (Network is unreachable)" -- unshare -n \
+        "$VIXNET" -c "$W/ct.cfg" -s 198.51.100.1 -u vuser -t "$VCSIM_SHA1" -v "moref=$VCSIM_VM" connect
+else
+    log "unreachable host not checked: unshare -n is not permitted here"
+fi
+# Two listeners on loopback (python3): one answers in plain HTTP and
+# closes (a port that is not TLS), one accepts and says nothing (a hung
+# server: the handshake must time out by the config file's limit).
+python3 -c '
+import socket, threading, time
+def serve(s, speak):
+    while True:
+        c, _ = s.accept()
+        if speak:
+            c.recv(4096)
+            c.sendall(b"HTTP/1.0 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+            c.close()
+        else:
+            threading.Thread(target=lambda c=c: (time.sleep(600), c.close()), daemon=True).start()
+ports = []
+for speak in (True, False):
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(16)
+    ports.append(s.getsockname()[1])
+    threading.Thread(target=serve, args=(s, speak), daemon=True).start()
+print(*ports, flush=True)
+threading.Event().wait()
+' </dev/null >"$W/ports" 2>"$W/ports.err" &
+LISTENERS=$!
+i=0
+while [ ! -s "$W/ports" ]; do
+    i=$((i + 1)); [ $i -lt 100 ] || die "listeners did not start: $(cat "$W/ports.err")"; sleep 0.1
+done
+read -r PLAIN SILENT <"$W/ports"
+expect 18000 "TLS handshake failed" -- \
+    "$VIXNET" -s 127.0.0.1 -p "$PLAIN" -u vuser -t "$VCSIM_SHA1" -v "moref=$VCSIM_VM" connect
+expect 18000 "timed out" -- timeout 60 \
+    "$VIXNET" -c "$W/ct.cfg" -s 127.0.0.1 -p "$SILENT" -u vuser -t "$VCSIM_SHA1" -v "moref=$VCSIM_VM" connect
+grep -qF "connect 1500 ms" "$W/err" || die "the timeout text does not name the configured limit: $(cat "$W/err")"
+kill "$LISTENERS" 2>/dev/null || :
+LISTENERS=
+log "errors: unresolvable, unreachable, not TLS, silent server (connect timeout)"
+
+# ---- sessions that expire mid-read, a server that stalls mid-read ----------------
+# (VMDIR/big.vmdk: 256 MiB of zeros in a flat file, read over and over.)
 "$VDDK" create -t vmfs -s 256M "$VMDIR/big.vmdk" >/dev/null
 setdisk "[$DS] $VMREL/big.vmdk"
+# start_loop [vixnet options]: readloop in the background, once it reads
+start_loop() {
+    VIXNET_LOG=1 vx "$@" readloop "[$DS] $VMREL/big.vmdk" >"$W/loop.out" 2>"$W/loop.err" &
+    LP=$!
+    i=0
+    while ! grep -q reading "$W/loop.out" 2>/dev/null; do
+        i=$((i + 1)); [ $i -lt 300 ] || die "readloop did not start: $(cat "$W/loop.err")"
+        kill -0 $LP 2>/dev/null || die "readloop ended: $(cat "$W/loop.err")"
+        sleep 0.1
+    done
+}
+# wait_relogins N: until the log shows N new logins (30 s at most)
+wait_relogins() {
+    i=0
+    while [ "$(grep -c "logged in again" "$W/loop.err")" -lt "$1" ]; do
+        i=$((i + 1))
+        [ $i -lt 300 ] || die "no new login after the session expired: $(tail -5 "$W/loop.err")"
+        kill -0 $LP 2>/dev/null || die "the read failed when its session expired: $(tail -3 "$W/loop.err")"
+        sleep 0.1
+    done
+}
+start_loop
+N=$(vcsim_field "$(vcsim_cmd "expire vuser")" expired)
+[ "$N" -ge 1 ] || die "expire ended no session"
+wait_relogins 1
+# Each expiry costs one new login; the read goes on.
+vcsim_cmd "expire vuser" >/dev/null
+wait_relogins 2
+kill -0 $LP 2>/dev/null || die "the read failed after a new login: $(tail -3 "$W/loop.err")"
+# A server that refuses the new session too: one new login, then the error.
+vcsim_cmd "folderauth deny" >/dev/null
+rc=0; wait $LP || rc=$?
+[ $rc -ne 0 ] || die "readloop did not fail"
+grep -q "error 35:" "$W/loop.err" || die "refused after a new login: expected VIX_E_AUTHENTICATION_FAIL, got: $(tail -3 "$W/loop.err")"
+grep -q "after logging in again" "$W/loop.err" || die "the text does not say a new login was tried: $(tail -1 "$W/loop.err")"
+vcsim_cmd "folderauth check" >/dev/null
+log "expired sessions: one new login each, the read goes on; refused again: $(grep -o 'HTTP [0-9]* after logging in again' "$W/loop.err" | head -1)"
+# A server that stops answering mid-read: the read fails by the config
+# file's no-progress limit, then the server is let go again.
+printf 'openvddk.net.ReadTimeoutMs = "2000"\n' >"$W/rt.cfg"
+start_loop -c "$W/rt.cfg"
+kill -STOP "$VCSIM_PID"
+rc=0; wait $LP || rc=$?
+kill -CONT "$VCSIM_PID"
+[ $rc -ne 0 ] || die "readloop did not fail while the server was stopped"
+grep -q "error 14011:" "$W/loop.err" || die "stalled server: expected VIX_E_HOST_TCP_CONN_LOST, got: $(tail -3 "$W/loop.err")"
+grep -q "no progress 2000 ms" "$W/loop.err" || die "the timeout text does not name the configured limit: $(tail -1 "$W/loop.err")"
+log "stalled server: $(grep -o "error 14011:.*" "$W/loop.err" | head -c 300)"
+
+# ---- the simulator killed mid-read ------------------------------------------------
 vx readloop "[$DS] $VMREL/big.vmdk" >"$W/loop.out" 2>"$W/loop.err" &
 LP=$!
 i=0

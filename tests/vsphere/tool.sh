@@ -2,7 +2,9 @@
 # tool.sh - the vddk tool on vSphere disks of govmomi's simulator: the
 # connection options on read-only subcommands (info, map, dump, checksum,
 # compare, clone), `vddk vsphere` (text and JSON), `vddk thumbprint`, the
-# password never on the command line, writes refused.
+# password never on the command line, writes refused, and the errors a user
+# meets (thumbprint, password, moref, snapshot, refused port) as the tool
+# prints them.
 set -eu
 NAME=tool
 : "${VSPHERELIB:?}" "${VCSIM:?}" "${VDDK:?}"
@@ -14,7 +16,7 @@ W=$(mktemp -d "${TMPDIR:-/tmp}/openvddk-vsphere.XXXXXX")
 trap 'vcsim_stop; rm -rf "$W"' EXIT
 trap 'exit 130' INT TERM HUP
 
-vcsim_start -user admin -password secret || exit $?
+vcsim_start -user admin -password secret -folder-auth || exit $?
 printf 'secret\n' >"$W/pw"
 VMDIR=$(dirname "$(vcsim_path_local "$VCSIM_DISK")")
 REL="[$VCSIM_DS] $(basename "$VMDIR")"
@@ -80,4 +82,28 @@ rc=0; v info --server "$VCSIM_SERVER" --user admin --password-file "$W/pw" \
     --vm "$VCSIM_VM" "$REL/d.vmdk" 2>"$W/err" || rc=$?
 [ $rc = 1 ] && grep -q "not trusted" "$W/err" || die "untrusted: $(cat "$W/err")"
 log "password on the command line, writes, no --vm, untrusted certificate: refused"
+# fails TEXT -- vddk args: exit status 1 and TEXT in what it printed
+fails() {
+    text=$1
+    shift 2
+    rc=0; v "$@" >"$W/out" 2>"$W/err" || rc=$?
+    [ $rc = 1 ] && grep -qF -- "$text" "$W/err" || die "expected '$text' (exit 1), got $rc: $(cat "$W/err")"
+}
+BAD=$(echo "$VCSIM_SHA1" | sed 's/^../00/')
+[ "$BAD" != "$VCSIM_SHA1" ] || BAD=$(echo "$VCSIM_SHA1" | sed 's/^../11/')
+fails "expected $BAD" -- info --server "$VCSIM_SERVER" --user admin --password-file "$W/pw" \
+    --thumbprint "$BAD" --vm "$VCSIM_VM" "$REL/d.vmdk"
+printf 'wrong\n' >"$W/badpw"
+fails "wrong user name or password" -- info --server "$VCSIM_SERVER" --user admin \
+    --password-file "$W/badpw" --thumbprint "$VCSIM_SHA1" --vm "$VCSIM_VM" "$REL/d.vmdk"
+# shellcheck disable=SC2086
+fails "no virtual machine with moref vm-99999" -- info $C --vm vm-99999 "$REL/d.vmdk"
+# shellcheck disable=SC2086
+fails "is not a snapshot of" -- info $C --snapshot snapshot-99999 "$REL/d.vmdk"
+# shellcheck disable=SC2086
+fails "is not a disk of VM" -- info $C "$REL/other.vmdk"
+P2=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+fails "connection refused" -- info --server "127.0.0.1:$P2" --user admin --password-file "$W/pw" \
+    --thumbprint "$VCSIM_SHA1" --vm "$VCSIM_VM" "$REL/d.vmdk"
+log "wrong thumbprint, password, moref, snapshot, disk, refused port: clear errors"
 echo "$NAME: PASS"

@@ -14,6 +14,12 @@
 //	                                          NfcGetServerNfcLibVersion answers
 //	                                          (default 11; none = InvalidRequest
 //	                                          fault, like ESXi 6.0)
+//	expire USER                            -> {"expired":N}: TerminateSession
+//	                                          of every session of USER (the
+//	                                          harness's own excepted)
+//	folderauth check|deny                  -> {"ok":true} (-folder-auth only):
+//	                                          deny answers every /folder request
+//	                                          401, check goes back to checking
 //	quit                                   -> {"ok":true}, then exit 0
 //
 // A failing command answers {"error":"text"}.  EOF on stdin, SIGTERM and
@@ -25,6 +31,12 @@
 // (HostServiceTicket) and NfcGetServerNfcLibVersion.  Tickets name the NFC
 // responder given by -nfc-host / -nfc-port / -nfc-cert; with -nfc-tickets
 // DIR every ticket is also written to DIR/<sessionId> for the responder.
+//
+// -folder-auth (with -user, vCenter model): vcsim's datastore file service
+// (/folder) serves anyone; a real vCenter and ESXi answer 401 to a request
+// without a live session.  With this flag /folder requests to the listen
+// host must carry the vmware_soap_session cookie of a session of -user that
+// the SessionManager still knows (SessionIsActive), else they get 401.
 package main
 
 import (
@@ -43,6 +55,7 @@ import (
 	"flag"
 	"fmt"
 	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"os/signal"
@@ -52,12 +65,14 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/vmware/govmomi"
 	"github.com/vmware/govmomi/object"
 	"github.com/vmware/govmomi/simulator"
 	"github.com/vmware/govmomi/vim25"
+	"github.com/vmware/govmomi/vim25/methods"
 	"github.com/vmware/govmomi/vim25/mo"
 	"github.com/vmware/govmomi/vim25/soap"
 	"github.com/vmware/govmomi/vim25/types"
@@ -995,6 +1010,74 @@ func cmdPower(on bool) func([]string) (interface{}, error) {
 	}
 }
 
+// ---- /folder sessions and expiry -------------------------------------------
+
+var (
+	folderUser string      // -folder-auth: the only user there is
+	folderDeny atomic.Bool // folderauth deny
+)
+
+// folderAuth wraps vcsim's /folder handler with a session check.
+func folderAuth(next func(http.ResponseWriter, *http.Request)) func(http.ResponseWriter, *http.Request) {
+	return func(w http.ResponseWriter, r *http.Request) {
+		ok := !folderDeny.Load()
+		if ok {
+			c, err := r.Cookie(soap.SessionCookieName)
+			ok = err == nil && c.Value != ""
+			if ok {
+				sctx := &simulator.Context{Map: simulator.Map}
+				res := simulator.Map.SessionManager().SessionIsActive(sctx,
+					&types.SessionIsActive{SessionID: c.Value, UserName: folderUser})
+				body, isBody := res.(*methods.SessionIsActiveBody)
+				ok = isBody && body.Fault_ == nil && body.Res != nil && body.Res.Returnval
+			}
+		}
+		if !ok {
+			w.Header().Set("WWW-Authenticate", `Basic realm="VMware HTTP server"`)
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		next(w, r)
+	}
+}
+
+func cmdFolderauth(args []string) (interface{}, error) {
+	if folderUser == "" {
+		return nil, errors.New("folderauth needs -folder-auth")
+	}
+	if len(args) != 1 || (args[0] != "check" && args[0] != "deny") {
+		return nil, errors.New("usage: folderauth check|deny")
+	}
+	folderDeny.Store(args[0] == "deny")
+	return map[string]bool{"ok": true}, nil
+}
+
+// cmdExpire ends every session of a user, as an administrator's
+// TerminateSession (or the server's idle timeout) would.
+func cmdExpire(args []string) (interface{}, error) {
+	if len(args) != 1 {
+		return nil, errors.New("usage: expire USER")
+	}
+	var sm mo.SessionManager
+	pc := client.ServiceContent.SessionManager
+	if err := client.RetrieveOne(ctx, *pc, []string{"sessionList", "currentSession"}, &sm); err != nil {
+		return nil, err
+	}
+	var keys []string
+	for _, us := range sm.SessionList {
+		if us.UserName == args[0] && (sm.CurrentSession == nil || us.Key != sm.CurrentSession.Key) {
+			keys = append(keys, us.Key)
+		}
+	}
+	if len(keys) > 0 {
+		req := types.TerminateSession{This: *pc, SessionId: keys}
+		if _, err := methods.TerminateSession(ctx, client.Client, &req); err != nil {
+			return nil, err
+		}
+	}
+	return map[string]int{"expired": len(keys)}, nil
+}
+
 func inventory(s *simulator.Server) startInfo {
 	cert := s.Certificate().Raw
 	s1, s256 := sha1.Sum(cert), sha256.Sum256(cert)
@@ -1054,6 +1137,7 @@ func main() {
 	nfcPort := flag.Int("nfc-port", 902, "NFC ticket port")
 	nfcCert := flag.String("nfc-cert", "", "PEM certificate of the NFC responder (ticket sslThumbprint); without it ticket methods fault")
 	nfcTickets := flag.String("nfc-tickets", "", "write each NFC ticket to DIR/<sessionId>")
+	folderAuthOn := flag.Bool("folder-auth", false, "/folder needs a live session of -user (vCenter model)")
 	flag.Parse()
 	fail := func(err error) {
 		fmt.Fprintln(os.Stderr, "vcsim:", err)
@@ -1061,6 +1145,9 @@ func main() {
 	}
 	if (*user == "") != (*password == "") || (*certFile == "") != (*keyFile == "") {
 		fail(errors.New("-user needs -password, -cert needs -key"))
+	}
+	if *folderAuthOn && (*user == "" || *esx) {
+		fail(errors.New("-folder-auth needs -user and the vCenter model"))
 	}
 	if *nfcPort <= 0 || *nfcPort > 65535 {
 		fail(fmt.Errorf("bad -nfc-port %d", *nfcPort))
@@ -1090,6 +1177,17 @@ func main() {
 	if *user != "" {
 		model.Service.Listen.User = url.UserPassword(*user, *password)
 	}
+	if *folderAuthOn {
+		// A pattern with a host name wins over vcsim's own "/folder/"
+		// (net/http ServeMux); requests name the listen host.
+		host, _, err := net.SplitHostPort(*listen)
+		if err != nil {
+			model.Remove()
+			fail(err)
+		}
+		folderUser = *user
+		model.Service.HandleFunc(host+"/folder/", folderAuth(model.Service.ServeDatastore))
+	}
 	s := model.Service.NewServer()
 
 	var once sync.Once
@@ -1116,6 +1214,7 @@ func main() {
 		"snapshot": cmdSnapshot, "setdisk": cmdSetdisk, "adddisk": cmdAdddisk,
 		"poweron": cmdPower(true), "poweroff": cmdPower(false),
 		"nfcstats": cmdNfcstats, "nfcversion": cmdNfcversion,
+		"expire": cmdExpire, "folderauth": cmdFolderauth,
 	}
 	sc := bufio.NewScanner(os.Stdin)
 	sc.Buffer(make([]byte, 0, 64*1024), 1024*1024)
