@@ -16,10 +16,11 @@
 #include <sys/stat.h>
 
 #include "internal.h"
+#include "vixerr.h"
+#include "../util/config.h"
 #include "../util/err.h"
 #include "../util/fileio.h"
-#include "../vixdisklib/errtext.h"
-#include "../vixdisklib/vixdl.h"
+#include "../util/log.h"
 
 #define MAX_PER_LIB 32
 #define MAX_DIRS 4
@@ -50,7 +51,7 @@ void vdplugin_log(const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
-    vixdl_log("%s", buf);
+    vd_log("%s", buf);
 }
 
 void vdplugin_warn(const char *fmt, ...)
@@ -60,12 +61,12 @@ void vdplugin_warn(const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
-    vixdl_warn("%s", buf);
+    vd_warn("%s", buf);
 }
 
 const char *vdp_vix_text(VixError e)
 {
-    const char *t = vixdl_error_text(e);
+    const char *t = vix_error_text(e);
     return t ? t : "unknown error";
 }
 
@@ -96,9 +97,9 @@ static void plugin_line(int warn, const char *what, const char *fmt, va_list ap)
         buf[--n] = '\0';
     const char *name = current ? current->name : "(unknown)";
     if (warn)
-        vixdl_warn("NAS plugin %s: %s%s", name, what, buf);
+        vd_warn("NAS plugin %s: %s%s", name, what, buf);
     else
-        vixdl_log("NAS plugin %s: %s%s", name, what, buf);
+        vd_log("NAS plugin %s: %s%s", name, what, buf);
 }
 
 static void plugin_log(const char *fmt, va_list ap)
@@ -152,12 +153,12 @@ static int add_plugin(VixDiskLibPlugin *d, const char *path, int *keep)
     if (d->type == VIXDISKLIB_PLUGIN_TYPE_TRANSPORT_NO_UNLOAD)
         *keep = 1;
     if (d->type != VIXDISKLIB_PLUGIN_TYPE_NAS) {
-        vixdl_log("plugin %s in %s is a transport plugin (type %d); openvddk loads only NAS "
+        vd_log("plugin %s in %s is a transport plugin (type %d); openvddk loads only NAS "
                   "plugins; skipped", name, path, (int)d->type);
         return 0;
     }
     if (d->majorVersion != VIXDISKLIB_NASPLUGIN_MAJOR_VERSION) {
-        vixdl_warn("NAS plugin %s in %s implements NAS plugin interface %d.%d; this library "
+        vd_warn("NAS plugin %s in %s implements NAS plugin interface %d.%d; this library "
                    "implements %d.%d (the major versions must match); skipped", name, path,
                    d->majorVersion, d->minorVersion, VIXDISKLIB_NASPLUGIN_MAJOR_VERSION,
                    VIXDISKLIB_NASPLUGIN_MINOR_VERSION);
@@ -168,16 +169,16 @@ static int add_plugin(VixDiskLibPlugin *d, const char *path, int *keep)
                         : !nas->ExecPrimitive ? "ExecPrimitive"
                         : !nas->SupportStatus ? "SupportStatus" : NULL;
     if (missing) {
-        vixdl_warn("NAS plugin %s in %s has no %s entry point; skipped", name, path, missing);
+        vd_warn("NAS plugin %s in %s has no %s entry point; skipped", name, path, missing);
         return 0;
     }
     const char *where;
     if (already_loaded(d, name, &where)) {
-        vixdl_log("NAS plugin %s in %s is already loaded from %s; skipped", name, path, where);
+        vd_log("NAS plugin %s in %s is already loaded from %s; skipped", name, path, where);
         return 0;
     }
     if (vdp.nplugins == VDP_MAX_PLUGINS) {
-        vixdl_warn("NAS plugin %s in %s: more than %d plugins; skipped", name, path,
+        vd_warn("NAS plugin %s in %s: more than %d plugins; skipped", name, path,
                    VDP_MAX_PLUGINS);
         return 0;
     }
@@ -191,7 +192,7 @@ static int add_plugin(VixDiskLibPlugin *d, const char *path, int *keep)
         VixError e = d->Init(plugin_log, plugin_warn, plugin_panic);
         vdp_leave(prev);
         if (e != VIX_OK) {
-            vixdl_warn("NAS plugin %s in %s: Init failed: %s (error %lu); skipped", name, path,
+            vd_warn("NAS plugin %s in %s: Init failed: %s (error %lu); skipped", name, path,
                        vdp_vix_text(e), (unsigned long)e);
             return 0;
         }
@@ -201,12 +202,12 @@ static int add_plugin(VixDiskLibPlugin *d, const char *path, int *keep)
                 d->Done();
                 vdp_leave(prev);
             }
-            vixdl_warn("NAS plugin %s in %s panicked in Init; skipped", name, path);
+            vd_warn("NAS plugin %s in %s panicked in Init; skipped", name, path);
             return 0;
         }
     }
     vdp.nplugins++;
-    vixdl_log("NAS plugin %s %d.%d loaded from %s", name, d->majorVersion, d->minorVersion,
+    vd_log("NAS plugin %s %d.%d loaded from %s", name, d->majorVersion, d->minorVersion,
               path);
     return 1;
 }
@@ -218,14 +219,14 @@ static void load_library(const char *path)
     if (!h) {
         char why[512];
         dl_reason(why, sizeof why);
-        vixdl_warn("plugin library %s could not be loaded (%s); skipped", path, why);
+        vd_warn("plugin library %s could not be loaded (%s); skipped", path, why);
         return;
     }
     dlerror();
     VixDiskLibPlugin ***sym = dlsym(h, "VixDiskLibPlugin_EntryPoint");
     VixDiskLibPlugin **list = sym ? *sym : NULL;
     if (!sym || !list) {
-        vixdl_warn("plugin library %s %s; skipped", path, !sym ? "exports no "
+        vd_warn("plugin library %s %s; skipped", path, !sym ? "exports no "
                    "VixDiskLibPlugin_EntryPoint symbol" : "has a NULL VixDiskLibPlugin_EntryPoint");
         dlclose(h);
         return;
@@ -236,7 +237,7 @@ static void load_library(const char *path)
         free(copy);
         if (nl)
             vdp.libs = nl;
-        vixdl_warn("plugin library %s: out of memory; skipped", path);
+        vd_warn("plugin library %s: out of memory; skipped", path);
         dlclose(h);
         return;
     }
@@ -245,9 +246,9 @@ static void load_library(const char *path)
     for (i = 0; i < MAX_PER_LIB && list[i]; i++)
         added += add_plugin(list[i], copy, &keep);
     if (i == MAX_PER_LIB && list[i])
-        vixdl_warn("plugin library %s: only the first %d plugins are used", path, MAX_PER_LIB);
+        vd_warn("plugin library %s: only the first %d plugins are used", path, MAX_PER_LIB);
     if (i == 0)
-        vixdl_warn("plugin library %s lists no plugins; skipped", path);
+        vd_warn("plugin library %s lists no plugins; skipped", path);
     if (added == 0 && !keep) {
         free(copy);
         dlclose(h);
@@ -268,20 +269,20 @@ static void load_dir(const char *dir, int must_exist)
     int n = scandir(dir, &names, so_filter, alphasort);
     if (n < 0) {
         if (must_exist)
-            vixdl_warn("plugin directory %s cannot be read (%s); no plugins from it", dir,
+            vd_warn("plugin directory %s cannot be read (%s); no plugins from it", dir,
                        strerror(errno));
         else
-            vixdl_log("no plugin directory %s", dir);
+            vd_log("no plugin directory %s", dir);
         return;
     }
-    vixdl_log("looking for NAS plugins in %s (%d %s)", dir, n, n == 1 ? "library" : "libraries");
+    vd_log("looking for NAS plugins in %s (%d %s)", dir, n, n == 1 ? "library" : "libraries");
     for (int i = 0; i < n; i++) {
         char *path = vd_path_join(dir, names[i]->d_name);
         struct stat st;
         if (path && stat(path, &st) == 0 && S_ISREG(st.st_mode))
             load_library(path);
         else if (path)
-            vixdl_log("plugin directory %s: %s is not a regular file; skipped", dir,
+            vd_log("plugin directory %s: %s is not a regular file; skipped", dir,
                       names[i]->d_name);
         free(path);
         free(names[i]);
@@ -324,7 +325,7 @@ void vdplugin_load(const char *lib_dir)
     vdp.loaded = 1;
     vdp.plugins = calloc(VDP_MAX_PLUGINS, sizeof *vdp.plugins);
     if (!vdp.plugins) {
-        vixdl_warn("NAS plugins: out of memory; none loaded");
+        vd_warn("NAS plugins: out of memory; none loaded");
         pthread_rwlock_unlock(&vdp.life);
         return;
     }
@@ -345,14 +346,14 @@ void vdplugin_load(const char *lib_dir)
             free(d);
         }
     }
-    const char *extra = vixdl_config("openvddk.plugin.dir");
+    const char *extra = vd_config_get("openvddk.plugin.dir");
     if (extra && *extra)
         add_dir(dirs, must, &n, vd_strdup(extra), 1);
     for (int i = 0; i < n; i++) {
         load_dir(dirs[i], must[i]);
         free(dirs[i]);
     }
-    vixdl_log("%zu NAS plugin%s loaded", vdp.nplugins, vdp.nplugins == 1 ? "" : "s");
+    vd_log("%zu NAS plugin%s loaded", vdp.nplugins, vdp.nplugins == 1 ? "" : "s");
     pthread_rwlock_unlock(&vdp.life);
 }
 
@@ -371,7 +372,7 @@ void vdplugin_unload(void)
             p->desc->diskLibPlugin.Done();
             vdp_leave(prev);
         }
-        vixdl_log("NAS plugin %s unloaded", p->name);
+        vd_log("NAS plugin %s unloaded", p->name);
     }
     for (size_t i = 0; i < vdp.nlibs; i++) {
         if (!vdp.libs[i].keep)

@@ -12,9 +12,9 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "../util/config.h"
 #include "../util/err.h"
 #include "../util/fileio.h"
-#include "../vixdisklib/vixdl.h"
 
 #define MIB (1024ull * 1024)
 /* A status no plugin reports: the plugin returned without setting one. */
@@ -400,7 +400,7 @@ out:
 
 unsigned vdplugin_clone_flags_for(enum vmdk_type t)
 {
-    const char *v = vixdl_config("openvddk.plugin.lazyClone");
+    const char *v = vd_config_get("openvddk.plugin.lazyClone");
     int lazy;
     if (v && (!strcasecmp(v, "always") || !strcasecmp(v, "true") || !strcmp(v, "1")))
         lazy = 1;

@@ -67,7 +67,8 @@ int vdplugin_statx(const char *file, struct vdplugin_stat *out);
  * replace, so their space is not reserved only to be released again. */
 void vdplugin_defer_reserve(int on);
 
-/* Library log lines (the VixDiskLib log / warn callbacks). */
+/* Library log lines and warnings: vd_log / vd_warn (util/log.h), which
+ * InitEx sends to the VixDiskLib log / warn callbacks. */
 void vdplugin_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void vdplugin_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

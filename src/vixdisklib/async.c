@@ -86,7 +86,7 @@ static int start_workers(int want)
 
 static int workers_wanted(VixDiskLibHandle h)
 {
-    long n = vixdl_config_long("openvddk.async.threads", 0);
+    long n = vd_config_long("openvddk.async.threads", 0);
     if (n <= 0) {
         n = sysconf(_SC_NPROCESSORS_ONLN);
         if (n < 2)
@@ -95,7 +95,7 @@ static int workers_wanted(VixDiskLibHandle h)
             n = 8;
     }
     if (h->conn->remote) {
-        long r = vixdl_config_long("openvddk.async.remoteThreads", 16);
+        long r = vd_config_long("openvddk.async.remoteThreads", 16);
         if (r > n)
             n = r;
     }

@@ -2,15 +2,16 @@
  *
  * Initialisation is reference counted: callers such as gvddk call InitEx
  * many times without Exit.  The first call's callbacks and configuration
- * stay in force until the matching last Exit. */
-#include <ctype.h>
+ * stay in force until the matching last Exit.  The configuration itself
+ * is kept in util/config.c, and lower layers log through util/log.h's
+ * sinks, which the first InitEx points at the caller's callbacks. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "vixdl.h"
 #include "../plugin/vdplugin.h"
+#include "../plugin/vixerr.h"
 #include "../util/fileio.h"
 #include "../util/log.h"
 
@@ -20,17 +21,11 @@
 
 #define OUR_MAJOR 8
 
-struct cfg_entry {
-    char *key, *value;
-};
-
 static struct {
     pthread_mutex_t lock;
     int refs;
     VixDiskLibGenericLogFunc *log, *warn, *panic;
     int log_level;            /* vixDiskLib.transport.LogLevel, 0..6 */
-    struct cfg_entry *cfg;
-    size_t ncfg;
     char *lib_dir;
     uint32 major;             /* the lowest API major version of the InitEx calls in force */
 } G = { .lock = PTHREAD_MUTEX_INITIALIZER, .log_level = 3 };
@@ -163,90 +158,16 @@ int vixdl_initialised(void)
     return r;
 }
 
-const char *vixdl_config(const char *key)
-{
-    for (size_t i = 0; i < G.ncfg; i++)
-        if (strcasecmp(G.cfg[i].key, key) == 0)
-            return G.cfg[i].value;
-    return NULL;
-}
-
-long vixdl_config_long(const char *key, long dflt)
-{
-    const char *v = vixdl_config(key);
-    if (!v || !*v)
-        return dflt;
-    char *end;
-    long n = strtol(v, &end, 10);
-    return *end ? dflt : n;
-}
-
-static char *trim(char *s)
-{
-    while (isspace((unsigned char)*s))
-        s++;
-    char *e = s + strlen(s);
-    while (e > s && isspace((unsigned char)e[-1]))
-        *--e = '\0';
-    return s;
-}
-
-/* Read `name = "value"` lines; comments (#) and malformed lines are
- * skipped with a log line, unknown keys are kept but unused. */
-static void read_config(const char *path)
-{
-    FILE *f = fopen(path, "re");
-    if (!f) {
-        vixdl_warn("VixDiskLib_InitEx: cannot read config file %s; continuing without it",
-                   path);
-        return;
-    }
-    char line[4096];
-    int lineno = 0;
-    while (fgets(line, sizeof line, f)) {
-        lineno++;
-        char *s = trim(line);
-        if (!*s || *s == '#')
-            continue;
-        char *eq = strchr(s, '=');
-        if (!eq) {
-            vixdl_log("config %s:%d: ignoring line without '='", path, lineno);
-            continue;
-        }
-        *eq = '\0';
-        char *k = trim(s), *v = trim(eq + 1);
-        size_t vl = strlen(v);
-        if (vl >= 2 && v[0] == '"' && v[vl - 1] == '"') {
-            v[vl - 1] = '\0';
-            v++;
-        }
-        struct cfg_entry *n = realloc(G.cfg, (G.ncfg + 1) * sizeof *n);
-        if (!n)
-            break;
-        G.cfg = n;
-        G.cfg[G.ncfg].key = vd_strdup(k);
-        G.cfg[G.ncfg].value = vd_strdup(v);
-        if (G.cfg[G.ncfg].key && G.cfg[G.ncfg].value)
-            G.ncfg++;
-    }
-    fclose(f);
-}
-
-static void free_config(void)
-{
-    for (size_t i = 0; i < G.ncfg; i++) {
-        free(G.cfg[i].key);
-        free(G.cfg[i].value);
-    }
-    free(G.cfg);
-    G.cfg = NULL;
-    G.ncfg = 0;
-}
-
-/* Lower layers' log lines (util/log.h) go to the caller's log callback. */
+/* Lower layers' log lines and warnings (util/log.h) go to the caller's
+ * log and warn callbacks. */
 static void log_sink(const char *line)
 {
     vixdl_log("%s", line);
+}
+
+static void warn_sink(const char *line)
+{
+    vixdl_warn("%s", line);
 }
 
 VIXDL_EXPORT VixError VixDiskLib_InitEx(uint32 majorVersion, uint32 minorVersion,
@@ -275,12 +196,15 @@ VIXDL_EXPORT VixError VixDiskLib_InitEx(uint32 majorVersion, uint32 minorVersion
     G.panic = panic;
     G.log_level = 3;
     G.lib_dir = vd_strdup(libDir);
-    if (configFile && *configFile)
-        read_config(configFile);
-    G.log_level = (int)vixdl_config_long("vixDiskLib.transport.LogLevel", 3);
+    /* Before the config file and the plugins, which log through them. */
+    vd_log_set_sink(log_sink);
+    vd_warn_set_sink(warn_sink);
+    if (configFile && *configFile && vd_config_load(configFile) < 0)
+        vixdl_warn("VixDiskLib_InitEx: cannot read config file %s; continuing without it",
+                   configFile);
+    G.log_level = (int)vd_config_long("vixDiskLib.transport.LogLevel", 3);
     /* NAS plugins (src/plugin): loaded once, failures logged and skipped. */
     vdplugin_load(libDir);
-    vd_log_set_sink(log_sink);
     pthread_mutex_unlock(&G.lock);
     vixdl_log("openvddk %s (revision %s): initialised for API %u.%u, libDir %s",
               OPENVDDK_VERSION, OPENVDDK_REVISION,
@@ -309,10 +233,11 @@ VIXDL_EXPORT void VixDiskLib_Exit(void)
     if (G.refs == 0) {
         vdplugin_unload();   /* ends sessions, Done, dlclose */
         vixdl_registry_release();
-        free_config();
+        vd_config_clear();
         free(G.lib_dir);
         G.lib_dir = NULL;
         vd_log_set_sink(NULL);
+        vd_warn_set_sink(NULL);
         G.log = G.warn = G.panic = NULL;
     }
     pthread_mutex_unlock(&G.lock);
@@ -326,7 +251,7 @@ VIXDL_EXPORT const char *VixDiskLib_ListTransportModes(void)
 VIXDL_EXPORT char *VixDiskLib_GetErrorText(VixError err, const char *locale)
 {
     (void)locale;
-    const char *t = vixdl_error_text(err);
+    const char *t = vix_error_text(err);
     char *s = t ? vd_asprintf("%s", t)
                 : vd_asprintf("Unknown error %lu", (unsigned long)VIX_ERROR_CODE(err));
     return s;

@@ -31,24 +31,6 @@ void vixdl_remote_free(struct nbd_remote *r)
     free(r);
 }
 
-int vixdl_config_ms(const char *ours, const char *vddk, long dflt)
-{
-    long v = vixdl_config_long(ours, -1);
-    if (v <= 0 && vddk)
-        v = vixdl_config_long(vddk, -1);
-    if (v <= 0)
-        v = dflt;
-    return v > 3600000 ? 3600000 : (int)v;
-}
-
-int vixdl_config_bool(const char *key, int dflt)
-{
-    const char *v = vixdl_config(key);
-    if (!v || !*v)
-        return dflt;
-    return !(strcmp(v, "0") == 0 || strcasecmp(v, "false") == 0 || strcasecmp(v, "no") == 0);
-}
-
 /* The modes to try, in order: 1 = nbdssl, 0 = nbd. */
 static int parse_modes(const char *modes, int out[2], int *n)
 {
@@ -121,24 +103,24 @@ VixError vixdl_remote_connect(const VixDiskLibConnectParams *cp, const char *mod
         vixdl_log("ConnectEx: session-id credentials have no meaning for an NBD server; "
                   "not used");
     }
-    const char *ca = vixdl_config("openvddk.net.CAFile");
+    const char *ca = vd_config_get("openvddk.net.CAFile");
     if (ca && *ca)
         ok = ok && (r->ca_file = vd_strdup(ca)) != NULL;
     if (!ok) {
         vixdl_remote_free(r);
         return vixdl_fail(op, VIX_E_OUT_OF_MEMORY, "out of memory");
     }
-    r->verify_chain = vixdl_config_bool("openvddk.net.VerifyCertificate",
-                               vixdl_config_bool("vixDiskLib.linuxSSL.verifyCertificates", 1));
-    r->connect_timeout_ms = vixdl_config_ms("openvddk.net.ConnectTimeoutMs",
-                                   "vixDiskLib.nfc.AcceptTimeoutMs", 30000);
-    r->read_timeout_ms = vixdl_config_ms("openvddk.net.ReadTimeoutMs", "vixDiskLib.nfc.ReadTimeoutMs",
-                                60000);
-    r->write_timeout_ms = vixdl_config_ms("openvddk.net.WriteTimeoutMs",
-                                 "vixDiskLib.nfc.WriteTimeoutMs", 60000);
-    long inflight = vixdl_config_long("openvddk.net.MaxInFlight", 64);
+    r->verify_chain = vd_config_bool("openvddk.net.VerifyCertificate",
+                            vd_config_bool("vixDiskLib.linuxSSL.verifyCertificates", 1));
+    r->connect_timeout_ms = vd_config_ms("openvddk.net.ConnectTimeoutMs",
+                                         "vixDiskLib.nfc.AcceptTimeoutMs", 30000);
+    r->read_timeout_ms = vd_config_ms("openvddk.net.ReadTimeoutMs", "vixDiskLib.nfc.ReadTimeoutMs",
+                                      60000);
+    r->write_timeout_ms = vd_config_ms("openvddk.net.WriteTimeoutMs",
+                                       "vixDiskLib.nfc.WriteTimeoutMs", 60000);
+    long inflight = vd_config_long("openvddk.net.MaxInFlight", 64);
     r->max_inflight = inflight < 1 ? 1 : inflight > 1024 ? 1024 : (unsigned)inflight;
-    long rq = vixdl_config_long("openvddk.net.RequestSize", 2l << 20);
+    long rq = vd_config_long("openvddk.net.RequestSize", 2l << 20);
     r->max_request = rq < 4096 ? 4096 : rq > (long)NBD_MAX_PAYLOAD ? NBD_MAX_PAYLOAD
                                                                   : (uint32_t)rq;
 

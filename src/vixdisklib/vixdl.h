@@ -1,8 +1,9 @@
 /* vixdl.h - internals of the VixDiskLib ABI layer.
  *
  * This layer checks arguments, keeps the handle tables, converts sectors
- * to bytes, runs asynchronous I/O, reads the config file and routes log
- * messages.  It holds no format logic: disks are vdisk objects. */
+ * to bytes, runs asynchronous I/O, loads the config file (util/config.h)
+ * and routes log messages (its own and util/log.h's) to the caller.  It
+ * holds no format logic: disks are vdisk objects. */
 #ifndef VD_VIXDL_H
 #define VD_VIXDL_H
 
@@ -10,6 +11,7 @@
 #include <stdatomic.h>
 
 #include "vixDiskLib.h"
+#include "../util/config.h"
 #include "../util/err.h"
 #include "../util/vdisk.h"
 #include "../net/vdisk_nbd.h"
@@ -23,13 +25,8 @@ int vixdl_initialised(void);
  * the InitEx calls in force; 8 when not initialised).  Below 7, callers'
  * VixDiskLibCreateParams end before the 7.0 sector-size fields. */
 uint32 vixdl_api_major(void);
-/* Value of a config-file key (case-insensitive), or NULL. */
-const char *vixdl_config(const char *key);
-long vixdl_config_long(const char *key, long dflt);
-/* A time in ms from our key, else VDDK's key, else dflt (capped at 1 h). */
-int vixdl_config_ms(const char *ours, const char *vddk, long dflt);
-/* "0", "false", "no" are false; anything else set is true. */
-int vixdl_config_bool(const char *key, int dflt);
+/* The config file's keys are read with vd_config_* (util/config.h), which
+ * the first InitEx loads and the last Exit clears. */
 void vixdl_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void vixdl_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
@@ -150,7 +147,5 @@ void vixdl_async_wait(VixDiskLibHandle h);
 void vixdl_async_shutdown(void);
 /* Synchronous I/O in bytes honouring UNBUFFERED (bounce buffers). */
 int vixdl_io(VixDiskLibHandle h, int write, void *buf, uint64 len, uint64 off);
-
-const char *vixdl_error_text(VixError err);
 
 #endif

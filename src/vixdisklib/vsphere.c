@@ -54,11 +54,11 @@ void vixdl_vsphere_conf(const VixDiskLibConnectParams *cp, struct vs_conf *c)
     c->server = cp->serverName;
     c->port = cp->port;
     c->thumbprint = cp->thumbPrint && *cp->thumbPrint ? cp->thumbPrint : NULL;
-    const char *ca = vixdl_config("openvddk.net.CAFile");
+    const char *ca = vd_config_get("openvddk.net.CAFile");
     c->ca_file = ca && *ca ? ca : NULL;
-    c->verify_chain = vixdl_config_bool("openvddk.net.VerifyCertificate",
-                                        vixdl_config_bool("vixDiskLib.linuxSSL."
-                                                          "verifyCertificates", 1));
+    c->verify_chain = vd_config_bool("openvddk.net.VerifyCertificate",
+                                     vd_config_bool("vixDiskLib.linuxSSL."
+                                                    "verifyCertificates", 1));
     if (cp->credType == VIXDISKLIB_CRED_UID) {
         c->user = cp->creds.uid.userName;
         c->password = cp->creds.uid.password;
@@ -66,13 +66,13 @@ void vixdl_vsphere_conf(const VixDiskLibConnectParams *cp, struct vs_conf *c)
         c->cookie = cp->creds.sessionId.cookie;
     }
     c->api_version = cp->vimApiVer && *cp->vimApiVer ? cp->vimApiVer : NULL;
-    c->connect_timeout_ms = vixdl_config_ms("openvddk.net.ConnectTimeoutMs",
-                                            "vixDiskLib.nfc.AcceptTimeoutMs", 30000);
-    c->read_timeout_ms = vixdl_config_ms("openvddk.net.ReadTimeoutMs",
-                                         "vixDiskLib.nfc.ReadTimeoutMs", 60000);
-    long par = vixdl_config_long("openvddk.https.Parallel", 4);
+    c->connect_timeout_ms = vd_config_ms("openvddk.net.ConnectTimeoutMs",
+                                         "vixDiskLib.nfc.AcceptTimeoutMs", 30000);
+    c->read_timeout_ms = vd_config_ms("openvddk.net.ReadTimeoutMs",
+                                      "vixDiskLib.nfc.ReadTimeoutMs", 60000);
+    long par = vd_config_long("openvddk.https.Parallel", 4);
     c->parallel = par < 1 ? 1 : par > 16 ? 16 : (unsigned)par;
-    long rs = vixdl_config_long("openvddk.https.RangeSize", 4l << 20);
+    long rs = vd_config_long("openvddk.https.RangeSize", 4l << 20);
     c->range_bytes = rs < 65536 ? 65536 : rs > (64l << 20) ? (64u << 20) : (size_t)rs;
 }
 
@@ -192,8 +192,8 @@ VixError vixdl_vsphere_connect(const VixDiskLibConnectParams *cp, const char *sn
     v->connect_timeout_ms = conf.connect_timeout_ms;
     v->read_timeout_ms = conf.read_timeout_ms;
     v->nfc_port = cp->nfcHostPort;
-    long bs = vixdl_config_long("vixDiskLib.nfcAio.Session.BufSizeIn64KB", 1);
-    long bc = vixdl_config_long("vixDiskLib.nfcAio.Session.BufCount", 4);
+    long bs = vd_config_long("vixDiskLib.nfcAio.Session.BufSizeIn64KB", 1);
+    long bc = vd_config_long("vixDiskLib.nfcAio.Session.BufCount", 4);
     v->buf_size = (uint32_t)(bs < 1 ? 1 : bs > 32 ? 32 : bs) * 65536u;
     v->buf_count = (uint32_t)(bc < 1 ? 1 : bc > 64 ? 64 : bc);
     v->vm = vd_strdup(cp->vmxSpec + 6);

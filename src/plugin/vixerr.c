@@ -1,19 +1,19 @@
-/* errtext.c - openvddk's own English text for VixError codes.
+/* vixerr.c - openvddk's own English text for VixError codes.
  *
  * One entry per code of the VixError enum in vixDiskLib.h.  The texts are
  * written for openvddk; they say what went wrong from the point of view of a
  * program using the disk library.  The table is sorted by code so that
- * vixdl_error_text() can use a binary search; keep it that way. */
-#include "errtext.h"
+ * vix_error_text() can use a binary search; keep it that way. */
+#include "vixerr.h"
 
 #include <stddef.h>
 
-struct vixdl_errtext {
+struct vix_errtext {
     VixError code;
     const char *text;
 };
 
-static const struct vixdl_errtext errtext[] = {
+static const struct vix_errtext errtext[] = {
     /* General */
     { VIX_OK, "The operation completed successfully" },
     { VIX_E_FAIL, "The operation failed for an unspecified reason" },
@@ -326,7 +326,7 @@ static const struct vixdl_errtext errtext[] = {
     { VIX_E_NET_HTTP_GENERIC, "An HTTP error occurred" },
 };
 
-const char *vixdl_error_text(VixError err)
+const char *vix_error_text(VixError err)
 {
     VixError code = VIX_ERROR_CODE(err);
     size_t lo = 0;
