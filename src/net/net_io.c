@@ -74,8 +74,63 @@ static int wait_io(struct net_stream *s, short events, const char *what)
     return NET_OK;
 }
 
+int net_stream_readahead(struct net_stream *s, size_t cap)
+{
+    if (s->fd < 0 || s->tls || s->ra || cap == 0)
+        return 0;
+    if (!(s->ra = malloc(cap)))
+        return -1;
+    s->ra_cap = cap;
+    s->ra_pos = s->ra_end = 0;
+    return 0;
+}
+
+/* net_read with read-ahead: what is buffered first, then receive calls
+ * that fill the rest of buf (large reads) and the buffer behind it. */
+static int ra_read(struct net_stream *s, unsigned char *buf, size_t len)
+{
+    size_t done = s->ra_end - s->ra_pos;
+    if (done > len)
+        done = len;
+    memcpy(buf, s->ra + s->ra_pos, done);
+    s->ra_pos += done;
+    while (done < len) {
+        /* The buffer is empty here. */
+        size_t want = len - done;
+        int direct = want >= s->ra_cap;     /* large: straight into buf */
+        struct iovec iov[2] = { { buf + done, want }, { s->ra, s->ra_cap } };
+        struct msghdr m = { .msg_iov = direct ? iov : iov + 1,
+                            .msg_iovlen = direct ? 2 : 1 };
+        ssize_t n = recvmsg(s->fd, &m, 0);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            int r = wait_io(s, POLLIN, "receive");
+            if (r != NET_OK)
+                return r;
+            continue;
+        }
+        if (n < 0)
+            return lost(s, "receive", strerror(errno));
+        if (n == 0) {
+            if (done == 0)
+                return NET_EOF;
+            return lost(s, "receive", "connection closed in the middle of a message");
+        }
+        size_t got = (size_t)n, take = got < want ? got : want;
+        if (!direct)
+            memcpy(buf + done, s->ra, take);
+        done += take;
+        s->ra_pos = direct ? 0 : take;
+        s->ra_end = direct ? got - take : got;
+    }
+    return NET_OK;
+}
+
 int net_read(struct net_stream *s, void *buf, size_t len)
 {
+    if (s->ra)
+        return ra_read(s, buf, len);
     size_t done = 0;
     gnutls_session_t tls = s->tls;
     while (done < len) {
@@ -119,6 +174,15 @@ int net_read(struct net_stream *s, void *buf, size_t len)
         done += (size_t)n;
     }
     return NET_OK;
+}
+
+int net_readable(struct net_stream *s, int timeout_ms)
+{
+    if (s->fd < 0 || (s->ra && s->ra_pos < s->ra_end))
+        return 1;
+    if (s->tls && gnutls_record_check_pending((gnutls_session_t)s->tls) > 0)
+        return 1;
+    return net_wait(s->fd, POLLIN, timeout_ms);
 }
 
 static int tls_send(struct net_stream *s, const char *p, size_t len)
@@ -185,6 +249,51 @@ int net_write2(struct net_stream *s, const void *a, size_t alen, const void *b, 
             iov[idx].iov_len -= left;
             if (iov[idx].iov_len == 0)
                 idx++;
+        }
+    }
+    return NET_OK;
+}
+
+int net_writev(struct net_stream *s, const struct iovec *iov, int n)
+{
+    if (s->fd < 0 || s->tls) {
+        for (int i = 0; i < n; i++) {
+            int r = net_write2(s, iov[i].iov_base, iov[i].iov_len, NULL, 0);
+            if (r != NET_OK)
+                return r;
+        }
+        return NET_OK;
+    }
+    struct iovec v[64];
+    for (int i = 0; i < n;) {
+        int k = n - i < 64 ? n - i : 64;
+        memcpy(v, iov + i, (size_t)k * sizeof *v);
+        i += k;
+        int idx = 0;
+        while (idx < k) {
+            if (v[idx].iov_len == 0) {
+                idx++;
+                continue;
+            }
+            struct msghdr m = { .msg_iov = v + idx, .msg_iovlen = (size_t)(k - idx) };
+            ssize_t w = sendmsg(s->fd, &m, MSG_NOSIGNAL);
+            if (w < 0 && errno == EINTR)
+                continue;
+            if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+                int r = wait_io(s, POLLOUT, "send");
+                if (r != NET_OK)
+                    return r;
+                continue;
+            }
+            if (w < 0)
+                return lost(s, "send", strerror(errno));
+            size_t left = (size_t)w;
+            while (idx < k && left >= v[idx].iov_len)
+                left -= v[idx++].iov_len;
+            if (idx < k) {
+                v[idx].iov_base = (char *)v[idx].iov_base + left;
+                v[idx].iov_len -= left;
+            }
         }
     }
     return NET_OK;
@@ -264,6 +373,9 @@ void net_close(struct net_stream *s)
         close(s->fd);
         s->fd = -1;
     }
+    free(s->ra);
+    s->ra = NULL;
+    s->ra_cap = s->ra_pos = s->ra_end = 0;
 }
 
 /* ---- sockets ---------------------------------------------------------------- */

@@ -31,14 +31,34 @@ struct net_stream {
     ssize_t (*xrecv)(void *ctx, void *buf, size_t len);
     ssize_t (*xsend)(void *ctx, const void *buf, size_t len);
     void *xctx;
+    /* Read-ahead (net_stream_readahead): bytes received beyond what a
+     * read asked for, handed out first by the next reads. */
+    unsigned char *ra;
+    size_t ra_cap, ra_pos, ra_end;
 };
 
 void net_stream_init(struct net_stream *s, int fd, const char *peer);
+/* From now on let each receive system call on a plain socket take up to
+ * cap bytes beyond what the read asked for: a small message's header and
+ * payload, or a large read's end and the next header, arrive in one call.
+ * A no-op for TLS and custom transports.  The socket must from then on be
+ * read only through net_read (net_close frees the buffer).  0, or -1 when
+ * out of memory (the stream then reads as before). */
+int net_stream_readahead(struct net_stream *s, size_t cap);
 int net_read(struct net_stream *s, void *buf, size_t len);
+/* Wait up to timeout_ms (-1: no limit) until a read of s would make
+ * progress (bytes buffered, readable, or the end of the stream): 1 ready,
+ * 0 timeout, -1 error (errno).  Custom transports are always ready. */
+int net_readable(struct net_stream *s, int timeout_ms);
 int net_write(struct net_stream *s, const void *buf, size_t len);
 /* Two buffers as one message (header + data), in one system call when
  * the stream is plain. */
 int net_write2(struct net_stream *s, const void *a, size_t alen, const void *b, size_t blen);
+/* Several buffers as one stream of bytes (messages queued by several
+ * threads): on a plain stream in as few system calls as the socket
+ * allows; TLS and custom transports send them one by one. */
+struct iovec;
+int net_writev(struct net_stream *s, const struct iovec *iov, int n);
 /* Record a protocol violation by the peer of s as VD_E_NET_CONNECT:
  * "WHO PEER: protocol error: ..." (who: "server", "NFC server"). */
 int net_proto_err(const struct net_stream *s, const char *who, const char *fmt, ...)

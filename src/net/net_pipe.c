@@ -57,18 +57,46 @@ void net_pipe_batch_init(struct net_pipe_batch *b)
     pthread_cond_init(&b->cond, &mono_attr);
 }
 
-/* One timed wait on cond; kills the connection when nothing arrived for
- * the timeout. */
-static void timed_wait_locked(struct net_pipe *pp, pthread_cond_t *cond)
+void net_pipe_batch_init_done(struct net_pipe_batch *b, void (*done)(struct net_pipe_batch *b))
 {
-    struct timespec ts = abs_ms(pp->timeout_ms);
-    if (pthread_cond_timedwait(cond, &pp->lock, &ts) == ETIMEDOUT && !pp->dead &&
-        net_now_ms() - pp->last_rx >= pp->timeout_ms) {
+    memset(b, 0, sizeof *b);
+    b->done = done;
+}
+
+/* Kill the connection when nothing arrived for the timeout; ms left. */
+static int64_t expire_locked(struct net_pipe *pp)
+{
+    int64_t left = pp->timeout_ms - (net_now_ms() - pp->last_rx);
+    if (left <= 0 && !pp->dead) {
         char m[NET_PIPE_MSG];
         snprintf(m, sizeof m, "%s %s: no reply for %d ms (timed out)", pp->what,
                  pp->st->peer, pp->timeout_ms);
         net_pipe_kill_locked(pp, VD_E_NET_LOST, m);
     }
+    return left;
+}
+
+/* One timed wait on cond; kills the connection when nothing arrived for
+ * the timeout. */
+static void timed_wait_locked(struct net_pipe *pp, pthread_cond_t *cond)
+{
+    struct timespec ts = abs_ms(pp->timeout_ms);
+    if (pthread_cond_timedwait(cond, &pp->lock, &ts) == ETIMEDOUT && !pp->dead)
+        expire_locked(pp);
+}
+
+int net_pipe_expire(struct net_pipe *pp)
+{
+    pthread_mutex_lock(&pp->lock);
+    int ms = 0;
+    if (!pp->dead && pp->ninflight == 0) {
+        ms = -1;
+    } else if (!pp->dead) {
+        int64_t left = expire_locked(pp);
+        ms = pp->dead ? 0 : left > INT32_MAX ? INT32_MAX : (int)left;
+    }
+    pthread_mutex_unlock(&pp->lock);
+    return ms;
 }
 
 int net_pipe_add_locked(struct net_pipe *pp, struct net_pipe_req *r)
@@ -113,8 +141,12 @@ void net_pipe_complete_locked(struct net_pipe *pp, struct net_pipe_req *r, int r
         b->rc = rc;
         snprintf(b->msg, sizeof b->msg, "%s", msg);
     }
-    if (--b->remaining == 0)
-        pthread_cond_broadcast(&b->cond);
+    if (--b->remaining == 0) {
+        if (b->done)
+            b->done(b);             /* may free b and r */
+        else
+            pthread_cond_broadcast(&b->cond);
+    }
 }
 
 void net_pipe_finish(struct net_pipe *pp, struct net_pipe_req *r, int rc, const char *msg)
@@ -197,9 +229,8 @@ int net_pipe_drain_writes(struct net_pipe *pp)
 
 void net_pipe_progress(struct net_pipe *pp)
 {
-    pthread_mutex_lock(&pp->lock);
-    pp->last_rx = net_now_ms();
-    pthread_mutex_unlock(&pp->lock);
+    /* Called for every piece of every reply: an atomic store, no lock. */
+    atomic_store_explicit(&pp->last_rx, net_now_ms(), memory_order_relaxed);
 }
 
 int net_pipe_is_dead(struct net_pipe *pp)

@@ -15,6 +15,7 @@
 #define VD_NET_NET_PIPE_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "net_io.h"
@@ -26,6 +27,10 @@ struct net_pipe_batch {
     int rc;                      /* first failure (negative vd_err) */
     char msg[NET_PIPE_MSG];
     pthread_cond_t cond;
+    /* Set by net_pipe_batch_init_done: called (with the pipe's lock held)
+     * instead of signalling cond when the last request completes.  It may
+     * free the batch and its requests; it must only take leaf locks. */
+    void (*done)(struct net_pipe_batch *b);
 };
 
 struct net_pipe_req {
@@ -42,7 +47,7 @@ struct net_pipe {
     unsigned ninflight, max_inflight, nwrites;
     int dead, closing, dead_rc;
     char dead_msg[NET_PIPE_MSG];
-    int64_t last_rx;             /* last reply bytes (monotonic ms) */
+    _Atomic int64_t last_rx;     /* last reply bytes (monotonic ms); no lock needed */
     int timeout_ms;
     const char *what;            /* "server", "NFC server": starts messages */
     struct net_stream *st;       /* shut down when the connection dies */
@@ -52,6 +57,10 @@ void net_pipe_init(struct net_pipe *pp, struct net_stream *st, const char *what,
                    int timeout_ms, unsigned max_inflight);
 void net_pipe_destroy(struct net_pipe *pp);
 void net_pipe_batch_init(struct net_pipe_batch *b);
+/* A batch nobody waits for: done(b) runs when its last request completes
+ * (no cond to destroy).  Nothing waits for its replies either, so the
+ * reader must call net_pipe_expire to time them out. */
+void net_pipe_batch_init_done(struct net_pipe_batch *b, void (*done)(struct net_pipe_batch *b));
 
 /* Wait for room (failing the connection after timeout_ms without any
  * reply), then count r in b and put it in flight.  Returns 0, or -1 when
@@ -77,6 +86,11 @@ int net_pipe_wait(struct net_pipe *pp, struct net_pipe_batch *b);
 int net_pipe_drain_writes(struct net_pipe *pp);
 /* Note reply bytes arriving (resets the no-reply clock). */
 void net_pipe_progress(struct net_pipe *pp);
+/* For the reader, between replies: -1 when nothing is in flight, else the
+ * ms left before the requests in flight time out (>= 1), or 0 when the
+ * connection is dead (made dead here when nothing arrived for the
+ * timeout, as the waiters do). */
+int net_pipe_expire(struct net_pipe *pp);
 int net_pipe_is_dead(struct net_pipe *pp);
 
 #endif

@@ -25,6 +25,7 @@
 #define MAX_LINE 1024
 #define MAX_ERROR_PAYLOAD 4096
 #define MAX_DDB_VALUE 65536u
+#define NFC_READAHEAD 256        /* > header + the largest fixed payload */
 
 struct pend {
     struct net_pipe_req q;       /* first: the pipe's view */
@@ -512,6 +513,15 @@ static void *reader_main(void *arg)
         unsigned char h[NFC_HDR_LEN], pl[MAX_ERROR_PAYLOAD];
         struct nfc_hdr hd;
         char nb[16], nb2[16];
+        /* Between replies: wait for the next one, and time out the
+         * requests in flight when none comes (no one waits for a started
+         * read's reply); a second at a time, as requests may be sent
+         * while this waits. */
+        for (;;) {
+            int ms = net_pipe_expire(&c->pp);
+            if (net_readable(&c->st, ms < 0 || ms > 1000 ? 1000 : ms) != 0 || ms == 0)
+                break;
+        }
         if (reader_read(c, NULL, h, sizeof h) < 0)
             break;
         if (nfc_get_hdr(h, &hd) < 0) {
@@ -591,35 +601,46 @@ struct frag {
     const unsigned char *data;
 };
 
-static void submit(struct nfc_client *c, struct pend *p, const unsigned char *payload,
-                   uint32_t psize, const void *extra, size_t elen, const struct frag *frags,
-                   size_t nfrags)
+/* Returns 0 once p is in flight (its batch hears of it, even when the
+ * send fails), -1 when the connection is dead (the batch holds why) and,
+ * with nowait, 1 when there is no room now (nothing happened).  Once p is
+ * in flight another thread may complete it at any time (a kill): only
+ * copies of its fields are used from then on. */
+static int submit(struct nfc_client *c, struct pend *p, const unsigned char *payload,
+                  uint32_t psize, const void *extra, size_t elen, const struct frag *frags,
+                  size_t nfrags, int nowait)
 {
     pthread_mutex_lock(&c->send_lock);
     pthread_mutex_lock(&c->pp.lock);
     p->q.is_write = frags != NULL;
+    if (nowait && !c->pp.dead && c->pp.ninflight >= c->pp.max_inflight) {
+        pthread_mutex_unlock(&c->pp.lock);
+        pthread_mutex_unlock(&c->send_lock);
+        return 1;
+    }
     if (net_pipe_add_locked(&c->pp, &p->q) < 0) {
         pthread_mutex_unlock(&c->pp.lock);
         pthread_mutex_unlock(&c->send_lock);
-        return;
+        return -1;
     }
-    p->op = c->next_op++;
+    uint32_t op = p->op = c->next_op++, type = p->type, len = p->len;
+    uint64_t off = p->off;
     pthread_mutex_unlock(&c->pp.lock);
 
     unsigned char msg[NFC_HDR_LEN + NFC_MAX_FIXED];
     int r = NET_OK;
     if (!frags) {
-        nfc_put_hdr(msg, p->type, psize, p->op);
+        nfc_put_hdr(msg, type, psize, op);
         memcpy(msg + NFC_HDR_LEN, payload, psize);
         r = c_write2(c, msg, NFC_HDR_LEN + psize, extra, elen);
     } else {
         uint32_t fo = 0;
         for (size_t i = 0; i < nfrags && r == NET_OK; i++) {
             const struct frag *f = &frags[i];
-            uint32_t raw = p->len - fo < c->buf_size ? p->len - fo : c->buf_size;
-            struct nfc_io io = { c->handle, NFC_DIR_WRITE, f->codec, p->off, p->len, fo, raw,
+            uint32_t raw = len - fo < c->buf_size ? len - fo : c->buf_size;
+            struct nfc_io io = { c->handle, NFC_DIR_WRITE, f->codec, off, len, fo, raw,
                                  f->len, 0 };
-            nfc_put_hdr(msg, NFC_AIO_IO, NFC_IO_LEN, p->op);
+            nfc_put_hdr(msg, NFC_AIO_IO, NFC_IO_LEN, op);
             nfc_put_io(msg + NFC_HDR_LEN, &io);
             r = c_write2(c, msg, NFC_HDR_LEN + NFC_IO_LEN, f->data, f->len);
             fo += raw;
@@ -631,6 +652,7 @@ static void submit(struct nfc_client *c, struct pend *p, const unsigned char *pa
         snprintf(why, sizeof why, "%s", vd_err_msg());
         lost(c, why);
     }
+    return 0;
 }
 
 /* One request of any type but IO, waited for. */
@@ -640,7 +662,7 @@ static int call(struct nfc_client *c, struct pend *p, const unsigned char *paylo
     struct net_pipe_batch b;
     net_pipe_batch_init(&b);
     p->q.b = &b;
-    submit(c, p, payload, psize, extra, elen, NULL, 0);
+    submit(c, p, payload, psize, extra, elen, NULL, 0, 0);
     int rc = net_pipe_wait(&c->pp, &b);
     pthread_cond_destroy(&b.cond);
     return rc;
@@ -680,7 +702,7 @@ int nfc_client_pread(struct nfc_client *c, void *buf, size_t len, uint64_t off, 
         unsigned char pl[NFC_IO_LEN];
         struct nfc_io io = { c->handle, NFC_DIR_READ, (uint32_t)codec, off + o, l, 0, l, l, 0 };
         nfc_put_io(pl, &io);
-        submit(c, &ps[i], pl, NFC_IO_LEN, NULL, 0, NULL, 0);
+        submit(c, &ps[i], pl, NFC_IO_LEN, NULL, 0, NULL, 0, 0);
         if (net_pipe_is_dead(&c->pp))
             break;
     }
@@ -689,6 +711,49 @@ int nfc_client_pread(struct nfc_client *c, void *buf, size_t len, uint64_t off, 
     free(ps);
     free(seen);
     return rc;
+}
+
+/* A read in flight that nobody waits for (nfc_client_pread_start). */
+struct aread {
+    struct pend p;
+    struct net_pipe_batch b;
+    nfc_done_fn done;
+    void *arg;
+    unsigned char seen[];        /* fragments placed (bitmap) */
+};
+
+/* The pipe completed the read (its lock held): tell the caller, free it. */
+static void aread_done(struct net_pipe_batch *b)
+{
+    struct aread *a = (struct aread *)((char *)b - offsetof(struct aread, b));
+    a->done(a->arg, b->rc, b->rc < 0 ? b->msg : NULL);
+    free(a);
+}
+
+int nfc_client_pread_start(struct nfc_client *c, void *buf, size_t len, uint64_t off, int codec,
+                           nfc_done_fn done, void *arg)
+{
+    if (len == 0 || len > c->max_req || off > c->info.capacity ||
+        len > c->info.capacity - off)
+        return 1;                       /* nfc_client_pread says what is wrong */
+    uint32_t nfrags = (uint32_t)((len + c->buf_size - 1) / c->buf_size);
+    struct aread *a = calloc(1, sizeof *a + (nfrags + 7) / 8);
+    if (!a)
+        return 1;
+    net_pipe_batch_init_done(&a->b, aread_done);
+    a->done = done;
+    a->arg = arg;
+    a->p = (struct pend){ .q.b = &a->b, .type = NFC_AIO_IO, .off = off, .len = (uint32_t)len,
+                          .dst = buf, .seen = a->seen };
+    unsigned char pl[NFC_IO_LEN];
+    struct nfc_io io = { c->handle, NFC_DIR_READ, (uint32_t)codec, off, (uint32_t)len, 0,
+                         (uint32_t)len, (uint32_t)len, 0 };
+    nfc_put_io(pl, &io);
+    if (submit(c, &a->p, pl, NFC_IO_LEN, NULL, 0, NULL, 0, 1) != 0) {
+        free(a);                        /* not in flight: the caller reads the usual way */
+        return 1;
+    }
+    return 0;                           /* a may be gone already */
 }
 
 /* Encode the fragments of one write request. */
@@ -746,7 +811,7 @@ int nfc_client_pwrite(struct nfc_client *c, const void *buf, size_t len, uint64_
                                &enc)) < 0)
             break;
         ps[i] = (struct pend){ .q.b = &b, .type = NFC_AIO_IO, .off = off + o, .len = l };
-        submit(c, &ps[i], NULL, 0, NULL, 0, frags, nf);
+        submit(c, &ps[i], NULL, 0, NULL, 0, frags, nf, 0);
         free(enc);
         if (net_pipe_is_dead(&c->pp))
             break;
@@ -786,7 +851,7 @@ int nfc_client_ddb_get_many(struct nfc_client *c, const char *const *keys, size_
         unsigned char pl[NFC_DDB_LEN];
         nfc_put_ddb(pl, c->handle, (uint32_t)strlen(k));
         ps[i] = (struct pend){ .q.b = &b, .type = NFC_AIO_DDB_GET };
-        submit(c, &ps[i], pl, NFC_DDB_LEN, k, strlen(k), NULL, 0);
+        submit(c, &ps[i], pl, NFC_DDB_LEN, k, strlen(k), NULL, 0, 0);
         if (net_pipe_is_dead(&c->pp))
             break;
     }
@@ -844,7 +909,13 @@ static int start(struct nfc_client *c, const struct nfc_params *p, const char *p
         rc = prologue(c, path, rw);
     if (rc < 0)
         return rc;
-    c->st.rd_timeout_ms = -1;            /* the waiters enforce timeouts from here */
+    /* From here the reader's waits between replies and the callers' waits
+     * enforce the read timeout; this bounds a reply stalling midway. */
+    c->st.rd_timeout_ms = c->timeout_ms;
+    /* A reply's header and payload in one receive call, and a fragment's
+     * end with the next header (the reader is the socket's only reader
+     * from here on; without the buffer it reads as before). */
+    (void)net_stream_readahead(&c->st, NFC_READAHEAD);
     net_pipe_init(&c->pp, &c->st, "NFC server", c->timeout_ms, c->max_inflight);
     pthread_mutex_init(&c->send_lock, NULL);
     if (pthread_create(&c->reader, NULL, reader_main, c) != 0) {

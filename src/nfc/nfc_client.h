@@ -68,6 +68,18 @@ int nfc_client_is_ssl(const struct nfc_client *c);
 /* Bytes at a byte offset; codec is enum nfc_codec (the server may answer
  * any fragment raw). */
 int nfc_client_pread(struct nfc_client *c, void *buf, size_t len, uint64_t off, int codec);
+/* Start a read of at most the request size (nfc_params.max_request) and
+ * return without waiting: done(arg, rc, msg) runs exactly once, on the
+ * connection's reader thread (or a thread that finds the connection
+ * dead), with rc 0 once buf holds the bytes, else a negative vd_err and
+ * its text.  done must not block or call into the client.  Returns 0 when
+ * started; 1 when it was not (out of range, too large, the connection dead
+ * or all request slots in use): done is not called, and nfc_client_pread
+ * is the way to do (or fail) it.  Nothing waits for the reply, so the
+ * reader enforces the read timeout too. */
+typedef void (*nfc_done_fn)(void *arg, int rc, const char *msg);
+int nfc_client_pread_start(struct nfc_client *c, void *buf, size_t len, uint64_t off, int codec,
+                           nfc_done_fn done, void *arg);
 /* Returns once the server acknowledged every byte. */
 int nfc_client_pwrite(struct nfc_client *c, const void *buf, size_t len, uint64_t off,
                       int codec);

@@ -55,6 +55,12 @@ static int r_pread(struct vdisk *d, void *buf, size_t len, uint64_t off)
     return nfc_client_pread(impl(d)->c, buf, len, off, impl(d)->codec);
 }
 
+static int r_pread_start(struct vdisk *d, void *buf, size_t len, uint64_t off,
+                         void (*done)(void *arg, int rc, const char *msg), void *arg)
+{
+    return nfc_client_pread_start(impl(d)->c, buf, len, off, impl(d)->codec, done, arg);
+}
+
 static int r_pwrite(struct vdisk *d, const void *buf, size_t len, uint64_t off)
 {
     struct nv *n = impl(d);
@@ -223,12 +229,12 @@ static int r_close(struct vdisk *d)
 static const struct vdisk_ops nbd_ops = {
     .pread = r_pread, .pwrite = r_pwrite, .flush = r_flush, .block_status = r_block_status,
     .info = r_info, .meta_get = r_meta_get, .meta_set = r_meta_set, .meta_keys = r_meta_keys,
-    .close = r_close, .transport = "nbd",
+    .close = r_close, .pread_start = r_pread_start, .transport = "nbd",
 };
 static const struct vdisk_ops nbdssl_ops = {
     .pread = r_pread, .pwrite = r_pwrite, .flush = r_flush, .block_status = r_block_status,
     .info = r_info, .meta_get = r_meta_get, .meta_set = r_meta_set, .meta_keys = r_meta_keys,
-    .close = r_close, .transport = "nbdssl",
+    .close = r_close, .pread_start = r_pread_start, .transport = "nbdssl",
 };
 
 int vdisk_is_nfc(const struct vdisk *d)

@@ -42,6 +42,13 @@ struct vdisk_ops {
     int (*close)(struct vdisk *d);          /* frees d */
     /* Optional (NULL: write zeros): make the range read as zeros. */
     int (*zero)(struct vdisk *d, uint64_t off, uint64_t len);
+    /* Optional (NULL: none), for transports that pipeline: start a read
+     * and return without waiting.  0: started, and done(arg, rc, msg)
+     * runs exactly once on a thread of the transport (rc 0 or a negative
+     * vd_err, msg its text); done must not block or call into the disk.
+     * Non-zero: not started (done is not called); pread does it. */
+    int (*pread_start)(struct vdisk *d, void *buf, size_t len, uint64_t off,
+                       void (*done)(void *arg, int rc, const char *msg), void *arg);
     const char *transport;                  /* "file", "nbd", "nbdssl", "https" */
 };
 

@@ -7,8 +7,17 @@
  * in flight.  Requests from
  * all handles share one FIFO queue; each handle counts its outstanding
  * requests so Wait, Flush and Close can drain exactly that handle.  The
- * completion callback runs on a worker thread, exactly once per request. */
+ * completion callback runs on a worker thread, exactly once per request.
+ *
+ * A read on a disk whose transport can start reads without waiting
+ * (vdisk_ops.pread_start: NFC) is sent by the calling thread itself; the
+ * transport's reader hands the finished request to the queue, and a
+ * worker only runs the callback.  That saves a thread hand-off per request
+ * (and a worker parked per request in flight); when the transport cannot
+ * take it at once (all its slots in use, connection down) the request
+ * goes the usual way. */
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "vixdl.h"
@@ -23,6 +32,9 @@ struct req {
     void *buf;
     VixDiskLibCompletionCB cb;
     void *data;
+    int done;                   /* the transport did it: rc, msg are the result */
+    int rc;
+    char *msg;
 };
 
 static struct {
@@ -32,6 +44,7 @@ static struct {
     pthread_t threads[MAX_WORKERS];
     int nthreads;
     int stopping;
+    int started;                /* requests a transport started and has not handed back */
 } P = { .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER };
 
 static void finish(VixDiskLibHandle h)
@@ -48,7 +61,7 @@ static void *worker(void *arg)
     (void)arg;
     for (;;) {
         pthread_mutex_lock(&P.lock);
-        while (!P.head && !P.stopping)
+        while (!P.head && !(P.stopping && P.started == 0))
             pthread_cond_wait(&P.cond, &P.lock);
         struct req *r = P.head;
         if (!r) {                       /* stopping and nothing left */
@@ -60,7 +73,13 @@ static void *worker(void *arg)
             P.tail = NULL;
         pthread_mutex_unlock(&P.lock);
 
-        int rc = vixdl_io(r->h, r->write, r->buf, r->len, r->off);
+        int rc;
+        if (r->done) {                  /* the transport's result; the detail is ours now */
+            rc = r->rc < 0 ? vd_err_set(-r->rc, "%s", r->msg ? r->msg : "") : 0;
+            free(r->msg);
+        } else {
+            rc = vixdl_io(r->h, r->write, r->buf, r->len, r->off);
+        }
         VixError e = rc < 0 ? vixdl_fail_engine(r->write ? "WriteAsync" : "ReadAsync", rc)
                             : VIX_OK;
         r->cb(r->data, e);
@@ -84,11 +103,24 @@ static int start_workers(int want)
     return P.nthreads ? 0 : -1;
 }
 
+/* Online CPUs, asked once: sysconf reads a /sys file on every call, and
+ * this runs for every request. */
+static long online_cpus(void)
+{
+    static _Atomic long cached;
+    long n = atomic_load_explicit(&cached, memory_order_relaxed);
+    if (n == 0) {
+        n = sysconf(_SC_NPROCESSORS_ONLN);
+        atomic_store_explicit(&cached, n, memory_order_relaxed);
+    }
+    return n;
+}
+
 static int workers_wanted(VixDiskLibHandle h)
 {
     long n = vd_config_long("openvddk.async.threads", 0);
     if (n <= 0) {
-        n = sysconf(_SC_NPROCESSORS_ONLN);
+        n = online_cpus();
         if (n < 2)
             n = 2;
         if (n > 8)
@@ -102,13 +134,46 @@ static int workers_wanted(VixDiskLibHandle h)
     return n > MAX_WORKERS ? MAX_WORKERS : (int)n;
 }
 
+/* A transport finished a request it started (on its own thread). */
+static void transport_done(void *arg, int rc, const char *msg)
+{
+    struct req *r = arg;
+    r->rc = rc;
+    r->msg = rc < 0 ? strdup(msg ? msg : "") : NULL;
+    r->done = 1;
+    r->next = NULL;
+    pthread_mutex_lock(&P.lock);
+    if (P.tail)
+        P.tail->next = r;
+    else
+        P.head = r;
+    P.tail = r;
+    P.started--;
+    int all = P.stopping;               /* the workers may leave once all are back */
+    pthread_mutex_unlock(&P.lock);
+    /* Signalled after the unlock: the woken worker need not wait for the
+     * lock this thread still holds. */
+    if (all)
+        pthread_cond_broadcast(&P.cond);
+    else
+        pthread_cond_signal(&P.cond);
+}
+
+/* Whether the transport may start r itself: a read that vixdl_io would
+ * hand to pread as it is (no bounce buffer for UNBUFFERED). */
+static int transport_starts(VixDiskLibHandle h, const struct req *r)
+{
+    return !r->write && h->disk->ops->pread_start &&
+           (!(h->flags & VIXDISKLIB_FLAG_OPEN_UNBUFFERED) || ((uintptr_t)r->buf & 4095) == 0);
+}
+
 int vixdl_async_submit(VixDiskLibHandle h, int write, uint64 off, uint64 len, void *buf,
                        VixDiskLibCompletionCB cb, void *data)
 {
     struct req *r = malloc(sizeof *r);
     if (!r)
         return vd_err_set(VD_E_NOMEM, "out of memory for an asynchronous request");
-    *r = (struct req){ NULL, h, write, off, len, buf, cb, data };
+    *r = (struct req){ NULL, h, write, off, len, buf, cb, data, 0, 0, NULL };
     /* The request holds its own reference on the handle until it is done. */
     atomic_fetch_add(&h->obj.refs, 1);
     pthread_mutex_lock(&h->alock);
@@ -123,13 +188,21 @@ int vixdl_async_submit(VixDiskLibHandle h, int write, uint64 off, uint64 len, vo
         finish(h);
         return vd_err_set(VD_E_NOMEM, "cannot start I/O worker threads");
     }
+    if (transport_starts(h, r)) {
+        P.started++;                    /* before: it may come back before the call returns */
+        pthread_mutex_unlock(&P.lock);
+        if (h->disk->ops->pread_start(h->disk, buf, len, off, transport_done, r) == 0)
+            return 0;                   /* r belongs to the transport, then a worker */
+        pthread_mutex_lock(&P.lock);
+        P.started--;
+    }
     if (P.tail)
         P.tail->next = r;
     else
         P.head = r;
     P.tail = r;
-    pthread_cond_signal(&P.cond);
     pthread_mutex_unlock(&P.lock);
+    pthread_cond_signal(&P.cond);       /* after the unlock, as in transport_done */
     return 0;
 }
 

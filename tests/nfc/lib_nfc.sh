@@ -5,13 +5,13 @@
 # serves the disks, tests/net/vixnet drives the public API.
 #
 # Checked: every VMDK type and a chain read equal to qemu-img's reading of
-# the same files; ReadAsync at depths 1 to 64; writes with every codec
+# the same files; ReadAsync at depths 1 to 100; writes with every codec
 # over nbd and nbdssl; QueryAllocatedBlocks, GetInfo, metadata and keys;
 # Clone both ways (backup, restore into the VM's disk); a snapshot's
 # disks; direct-ESXi tickets (no host field); and the errors: wrong
 # thumbprint on 902, a ticket the host does not know, drops at every
 # handshake step and mid-transfer, server ERROR frames, a stalled reply
-# (the config file's timeout) and a host that goes away.  nfcd must log no
+# (the config file's timeout; Read and ReadAsync) and a host that goes away.  nfcd must log no
 # protocol violation throughout.
 set -eu
 NAME=lib_nfc
@@ -129,12 +129,14 @@ for zm in none:nbd zlib:nbdssl fastlz:nbd skipz:nbdssl fastlz:nbdssl; do
     vx -m $m -z $z read "$D" "$W/got.raw" || die "read $z $m"
     cmp "$W/want.raw" "$W/got.raw" || die "chain: $m $z read differs"
 done
-for d in 1 4 16 64; do
+# (Past 64 requests in flight on the connection, ReadAsync hands the rest
+# to the worker threads, which wait for room.)
+for d in 1 4 16 64 100; do
     vx -m nbd -z fastlz -b 128 aread "$D" "$W/got.raw" $d >/dev/null || die "aread depth $d"
     cmp "$W/want.raw" "$W/got.raw" || die "chain: ReadAsync depth $d (64 KiB requests) differs"
 done
 violations codecs
-log "chain: every codec over nbd and nbdssl, ReadAsync depth 1 to 64"
+log "chain: every codec over nbd and nbdssl, ReadAsync depth 1 to 100"
 
 # ---- allocation, info, metadata --------------------------------------------------------
 vx -m nbd map "$D" >"$W/map" || die map
@@ -252,6 +254,14 @@ expect 11 "read-only" -- vx -m nbd swrite "$D"
 printf 'vixDiskLib.nfc.ReadTimeoutMs = 1500\n' >"$W/cfg"
 start_nfcd --fail stall-at=read:2
 expect 14011 "timed out" -- vx -c "$W/cfg" -m nbd read "$D" "$W/got.raw"
+# The same with ReadAsync: the calling thread sends those reads itself and
+# nothing waits for their replies but the connection's reader.
+start_nfcd --fail close-at=read:3
+expect 14011 "connection lost" -- vx -m nbd -b 128 aread "$D" "$W/got.raw" 8
+start_nfcd --fail error-at=read:2:7
+expect 7 "server error 0x7" -- vx -m nbd -b 128 aread "$D" "$W/got.raw" 8
+start_nfcd --fail stall-at=read:2
+expect 14011 "timed out" -- vx -c "$W/cfg" -m nbd -b 128 aread "$D" "$W/got.raw" 8
 violations errors
 start_nfcd
 vx -m nbd readloop "$D" >"$W/loop.out" 2>"$W/loop.err" &
@@ -266,7 +276,7 @@ kill -9 "$NFCD_PID"; wait "$NFCD_PID" 2>/dev/null || true; NFCD_PID=
 rc=0; wait $LOOP || rc=$?
 [ $rc != 0 ] && grep -q "error 14014:" "$W/loop.err" ||
     die "host gone: expected 14014, got $rc: $(cat "$W/loop.err")"
-log "a drop mid-read, ERROR frames (read, write, open), a stalled reply, a host gone"
+log "a drop mid-read, ERROR frames (read, write, open), a stalled reply (Read and ReadAsync), a host gone"
 
 # ---- direct ESXi: tickets without a host field, dialed at the server --------------------
 vcsim_stop

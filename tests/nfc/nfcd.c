@@ -150,6 +150,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -420,6 +421,18 @@ struct job {
     int close_after_first;
 };
 
+/* A frame on its way out (see snd_out). */
+struct out {
+    struct out *next;
+    const void *a, *b;         /* header (+ payload), then the extra bytes */
+    size_t alen, blen;
+    void *own;                 /* sent frames free it (and this); NULL: the caller waits */
+    const char *line;          /* log line, also names the frame when sending fails */
+    atomic_int state;          /* waited frames: 0 queued, 1 sent, -1 not sent */
+    unsigned char head[16 + 64];
+    char linebuf[];
+};
+
 struct conn {
     struct conn *next;         /* global list (g_mu) */
     int id;
@@ -428,9 +441,13 @@ struct conn {
     int phase;                 /* 0 authd, 1 classic, 2 AIO, 3 after CLOSE_SESSION */
     int faults;                /* failure injection applies */
     atomic_int dead;
-    pthread_mutex_t send_lock;
+    pthread_mutex_t send_lock; /* the output queue */
+    pthread_cond_t sent;       /* a waited frame went out (or will not) */
+    struct out *oq_head, *oq_tail;
+    int sending;               /* a thread is sending the queue */
     pthread_mutex_t mu;        /* handles' inflight, job queue, rng */
-    pthread_cond_t cv;
+    pthread_cond_t cv;         /* a handle went idle, a worker left (mu) */
+    pthread_cond_t jobs;       /* a job was queued, workers stop (mu) */
     uint64_t rng;
     /* authd */
     int have_ticket;
@@ -472,6 +489,8 @@ static int g_quiet;
 
 static void vlogm(struct conn *c, const char *fmt, va_list ap)
 {
+    if (g_quiet && (fmt[0] == '<' || fmt[0] == '>'))
+        return;                 /* a frame line: not even formatted */
     if (g_quiet) {
         /* Frame lines start with "<" or ">" (and their fragments); keep
          * everything else. */
@@ -595,25 +614,96 @@ static int rd(struct conn *c, void *buf, size_t len, const char *what, int bound
     return -1;
 }
 
-/* Send (under the send lock).  log_line is written while the lock is held
- * so the log order is the wire order.  Returns 0 or -1. */
-static int snd(struct conn *c, const void *a, size_t alen, const void *b, size_t blen,
-               const char *log_line)
+/* Send a batch of queued frames (the caller is the one sender), log them
+ * in wire order, settle them: owned frames are freed, waited ones marked
+ * (their last use: the waiter may return at once). */
+static void send_batch(struct conn *c, struct out *o)
 {
+    while (o) {
+        struct out *batch[32];
+        struct iovec iov[64];
+        int n = 0, k = 0;
+        for (; o && n < 32; o = o->next) {
+            batch[n++] = o;
+            iov[k++] = (struct iovec){ (void *)o->a, o->alen };
+            if (o->blen)
+                iov[k++] = (struct iovec){ (void *)o->b, o->blen };
+        }
+        int ok = !atomic_load(&c->dead);
+        if (ok && net_writev(&c->s, iov, k) != NET_OK) {
+            logm(c, "LOST while sending (%s%s): %s", batch[0]->line ? batch[0]->line : "a frame",
+                 n > 1 ? " and the frames after it" : "", vd_err_msg());
+            kill_conn(c);
+            ok = 0;
+        }
+        for (int i = 0; i < n; i++) {
+            if (ok && batch[i]->line)
+                logm(c, "> %s", batch[i]->line);
+            if (batch[i]->own) {
+                free(batch[i]->own);
+                free(batch[i]);
+            } else {
+                atomic_store(&batch[i]->state, ok ? 1 : -1);
+            }
+        }
+    }
+}
+
+/* Queue a frame; the first thread to find no one sending sends the queue
+ * (its own frame and whatever others add meanwhile, several frames a
+ * system call), so workers do not wait on each other to send.  The log
+ * order is the wire order.  Frames whose memory the caller owns (own
+ * NULL) are waited for.  Returns 0, or -1 when the connection is dead (the
+ * frame not sent). */
+static int snd_out(struct conn *c, struct out *o)
+{
+    int waited = o->own == NULL;
+    o->next = NULL;
+    atomic_init(&o->state, 0);
     pthread_mutex_lock(&c->send_lock);
     if (atomic_load(&c->dead)) {
         pthread_mutex_unlock(&c->send_lock);
+        if (!waited) {
+            free(o->own);
+            free(o);
+        }
         return -1;
     }
-    int r = net_write2(&c->s, a, alen, b, blen);
-    if (r != NET_OK) {
-        logm(c, "LOST while sending (%s): %s", log_line, vd_err_msg());
-        kill_conn(c);
-    } else if (log_line) {
-        logm(c, "> %s", log_line);
+    if (c->oq_tail)
+        c->oq_tail->next = o;
+    else
+        c->oq_head = o;
+    c->oq_tail = o;
+    if (!c->sending) {
+        c->sending = 1;
+        while (c->oq_head) {
+            struct out *q = c->oq_head;
+            c->oq_head = c->oq_tail = NULL;
+            pthread_mutex_unlock(&c->send_lock);
+            send_batch(c, q);
+            pthread_mutex_lock(&c->send_lock);
+            pthread_cond_broadcast(&c->sent);
+        }
+        c->sending = 0;
+    }
+    int r = 0;
+    if (waited) {
+        while (atomic_load(&o->state) == 0)
+            pthread_cond_wait(&c->sent, &c->send_lock);
+        r = atomic_load(&o->state) > 0 ? 0 : -1;
+    } else if (atomic_load(&c->dead)) {
+        r = -1;
     }
     pthread_mutex_unlock(&c->send_lock);
-    return r == NET_OK ? 0 : -1;
+    return r;
+}
+
+/* Send a + b and wait until they are out.  Returns 0 or -1. */
+static int snd(struct conn *c, const void *a, size_t alen, const void *b, size_t blen,
+               const char *log_line)
+{
+    struct out o = { .a = a, .alen = alen, .b = b, .blen = blen, .line = log_line };
+    return snd_out(c, &o);
 }
 
 static int send_line(struct conn *c, const char *line)
@@ -1097,20 +1187,43 @@ static int aio_size(uint32_t t)
     }
 }
 
-/* header + payload (+ extra) as one message. */
+/* header + payload (+ extra) as one message.  own: the malloc'd block
+ * holding extra, handed over (the frame is queued, not waited for). */
+static int send_aio_own(struct conn *c, uint32_t type, uint32_t op, const unsigned char *pl,
+                        uint32_t size, const void *extra, size_t extralen, const char *detail,
+                        void *own)
+{
+    char line[400];
+    if (g_quiet)                /* only a lost connection names the frame */
+        snprintf(line, sizeof line, "AIO %s op=%u", aio_name(type), op);
+    else
+        snprintf(line, sizeof line, "AIO %s op=%u size=%u%s%s", aio_name(type), op, size,
+                 detail && *detail ? " " : "", detail ? detail : "");
+    size_t ll = strlen(line) + 1;
+    struct out w = { 0 }, *o = &w;
+    if (own && !(o = malloc(sizeof *o + ll))) {
+        free(own);
+        logm(c, "out of memory for a frame: dropping the connection");
+        kill_conn(c);
+        return -1;
+    }
+    *o = (struct out){ .b = extra, .blen = extralen, .own = own, .line = line };
+    if (own)
+        o->line = memcpy(o->linebuf, line, ll);
+    put32(o->head, AIO_MAGIC);
+    put32(o->head + 4, type);
+    put32(o->head + 8, size);
+    put32(o->head + 12, op);
+    memcpy(o->head + 16, pl, size);
+    o->a = o->head;
+    o->alen = 16 + size;
+    return snd_out(c, o);
+}
+
 static int send_aio(struct conn *c, uint32_t type, uint32_t op, const unsigned char *pl,
                     uint32_t size, const void *extra, size_t extralen, const char *detail)
 {
-    unsigned char buf[16 + 64];
-    put32(buf, AIO_MAGIC);
-    put32(buf + 4, type);
-    put32(buf + 8, size);
-    put32(buf + 12, op);
-    memcpy(buf + 16, pl, size);
-    char line[400];
-    snprintf(line, sizeof line, "AIO %s op=%u size=%u%s%s", aio_name(type), op, size,
-             detail && *detail ? " " : "", detail ? detail : "");
-    return snd(c, buf, 16 + size, extra, extralen, line);
+    return send_aio_own(c, type, op, pl, size, extra, extralen, detail, NULL);
 }
 
 static int send_error(struct conn *c, uint32_t op, uint32_t code, const char *why)
@@ -1145,16 +1258,10 @@ static void run_read(struct conn *c, struct job *j)
     uint32_t bs = c->buf_size;
     uint32_t nfrag = (uint32_t)(((uint64_t)j->len + bs - 1) / bs);
     uint32_t *order = malloc(nfrag * sizeof *order);
-    size_t cap = bs;
-    for (int k = 1; k <= 3; k++) {
-        size_t b = nfc_codec_bound(k, bs);
-        if (b > cap)
-            cap = b;
-    }
-    unsigned char *raw = malloc(bs), *enc = malloc(cap);
-    if (!order || !raw || !enc) {
+    size_t cap = j->codec ? nfc_codec_bound(j->codec, bs) : 0;
+    if (!order) {
         send_error(c, j->op, E_FAIL, "out of memory");
-        goto out;
+        return;
     }
     for (uint32_t i = 0; i < nfrag; i++)
         order[i] = i;
@@ -1168,10 +1275,18 @@ static void run_read(struct conn *c, struct job *j)
     for (uint32_t i = 0; i < nfrag && !atomic_load(&c->dead); i++) {
         uint32_t fo = order[i] * bs;
         uint32_t fl = j->len - fo < bs ? j->len - fo : bs;
+        /* Each fragment has its own buffer: the frame is handed to the
+         * output queue with it. */
+        unsigned char *raw = malloc(fl);
+        if (!raw) {
+            send_error(c, j->op, E_FAIL, "out of memory");
+            break;
+        }
         int rc = j->h->d->ops->pread(j->h->d, raw, fl, j->off + fo);
         if (rc < 0) {
             char why[300];
             snprintf(why, sizeof why, "read %u @%" PRIu64 ": %s", fl, j->off + fo, vd_err_msg());
+            free(raw);
             send_error(c, j->op, E_FILE_ERROR, why);
             break;
         }
@@ -1181,14 +1296,17 @@ static void run_read(struct conn *c, struct job *j)
             codec = 0;
             why = " (sent raw at random)";
         }
-        const void *data = raw;
+        unsigned char *data = raw;
         size_t elen = fl;
         if (codec) {
-            size_t e = nfc_encode(codec, raw, fl, enc, cap);
+            unsigned char *enc = malloc(cap);
+            size_t e = enc ? nfc_encode(codec, raw, fl, enc, cap) : 0;
             if (e == 0) {
+                free(enc);
                 codec = 0;
                 why = " (codec did not shrink it: raw)";
             } else {
+                free(raw);
                 data = enc;
                 elen = e;
             }
@@ -1200,24 +1318,30 @@ static void run_read(struct conn *c, struct job *j)
         put32(pl + 28, fo);
         put32(pl + 32, fl);
         put32(pl + 36, (uint32_t)elen);
-        char d[300];
-        snprintf(d, sizeof d, "read-fragment %u/%u off=%" PRIu64 " total=%u fragOff=%u raw=%u "
-                 "extra=%zu codec=%s%s", i + 1, nfrag, j->off, j->len, fo, fl, elen,
-                 nfc_codec_name(codec), why);
-        if (send_aio(c, A_IO, j->op, pl, 44, data, elen, d) < 0)
+        char d[300] = "read-fragment";
+        if (!g_quiet)           /* frame lines are not logged when quiet */
+            snprintf(d, sizeof d, "read-fragment %u/%u off=%" PRIu64 " total=%u fragOff=%u "
+                     "raw=%u extra=%zu codec=%s%s", i + 1, nfrag, j->off, j->len, fo, fl, elen,
+                     nfc_codec_name(codec), why);
+        /* The injected close comes after this fragment is on the wire:
+         * wait for it to go out. */
+        int wait = i == 0 && j->close_after_first;
+        rc = send_aio_own(c, A_IO, j->op, pl, 44, data, elen, d, wait ? NULL : data);
+        if (wait)
+            free(data);
+        if (rc < 0)
             break;
         if (i == 0 && j->close_after_first) {
             logm(c, "INJECT: close-at=read:%u after its first fragment", j->nread);
             kill_conn(c);
             break;
         }
-        if (!opt.no_shuffle)
+        /* Let other workers' fragments in between this read's (after the
+         * last one there is nothing left to interleave). */
+        if (!opt.no_shuffle && i + 1 < nfrag)
             sched_yield();
     }
-out:
     free(order);
-    free(raw);
-    free(enc);
 }
 
 static void *worker_main(void *arg)
@@ -1226,7 +1350,7 @@ static void *worker_main(void *arg)
     pthread_mutex_lock(&c->mu);
     for (;;) {
         while (!c->qhead && !c->stop_workers)
-            pthread_cond_wait(&c->cv, &c->mu);
+            pthread_cond_wait(&c->jobs, &c->mu);
         if (!c->qhead)
             break;
         struct job *j = c->qhead;
@@ -1237,8 +1361,9 @@ static void *worker_main(void *arg)
         if (!atomic_load(&c->dead))
             run_read(c, j);
         pthread_mutex_lock(&c->mu);
-        j->h->inflight--;
-        pthread_cond_broadcast(&c->cv);
+        /* Only wait_idle waits for this: wake it when it may be done. */
+        if (--j->h->inflight == 0 || atomic_load(&c->dead))
+            pthread_cond_broadcast(&c->cv);
         free(j);
     }
     c->alive--;
@@ -1467,8 +1592,8 @@ static int do_read(struct conn *c, uint32_t op, const unsigned char *pl)
     else
         c->qhead = j;
     c->qtail = j;
-    pthread_cond_signal(&c->cv);
     pthread_mutex_unlock(&c->mu);
+    pthread_cond_signal(&c->jobs);      /* after the unlock: the worker need not wait for mu */
     return 0;
 }
 
@@ -1770,6 +1895,9 @@ static int session_end(struct conn *c)
 static int aio(struct conn *c)
 {
     int state = 0;  /* 0 OPEN_SESSION, 1 SET_SOCK_OPTS, 2 SET_RES_POOL, 3 requests */
+    /* Requests are small: take whatever is queued in one receive call
+     * (plain TCP only; every byte still goes through the checks below). */
+    (void)net_stream_readahead(&c->s, 4096);
     static const char *const want[] = { "OPEN_SESSION", "SET_SOCK_OPTS", "SET_RES_POOL" };
     for (;;) {
         unsigned char hdr[16], pl[64];
@@ -1948,8 +2076,10 @@ static void conn_free(struct conn *c)
     free(c->raw);
     free(c->enc);
     pthread_mutex_destroy(&c->send_lock);
+    pthread_cond_destroy(&c->sent);
     pthread_mutex_destroy(&c->mu);
     pthread_cond_destroy(&c->cv);
+    pthread_cond_destroy(&c->jobs);
     free(c);
 }
 
@@ -1971,7 +2101,7 @@ static void *conn_main(void *arg)
      * sending to a client that does not read is freed by a full shutdown. */
     pthread_mutex_lock(&c->mu);
     c->stop_workers = 1;
-    pthread_cond_broadcast(&c->cv);
+    pthread_cond_broadcast(&c->jobs);
     struct timespec dl;
     clock_gettime(CLOCK_REALTIME, &dl);
     dl.tv_sec += 5;
@@ -2289,8 +2419,10 @@ int main(int argc, char **argv)
             c->s.rd_timeout_ms = opt.idle_ms;
             c->s.wr_timeout_ms = 60000;
             pthread_mutex_init(&c->send_lock, NULL);
+            pthread_cond_init(&c->sent, NULL);
             pthread_mutex_init(&c->mu, NULL);
             pthread_cond_init(&c->cv, NULL);
+            pthread_cond_init(&c->jobs, NULL);
             pthread_mutex_lock(&g_mu);
             c->id = ++g_next_id;
             c->faults = !opt.once || c->id == 1;
@@ -2311,8 +2443,10 @@ int main(int argc, char **argv)
                 pthread_mutex_unlock(&g_mu);
                 close(fd);
                 pthread_mutex_destroy(&c->send_lock);
+                pthread_cond_destroy(&c->sent);
                 pthread_mutex_destroy(&c->mu);
                 pthread_cond_destroy(&c->cv);
+                pthread_cond_destroy(&c->jobs);
                 free(c);
             }
             pthread_attr_destroy(&at);
