@@ -74,6 +74,17 @@ static int wait_io(struct net_stream *s, short events, const char *what)
     return NET_OK;
 }
 
+/* A plain receive on s failed (errno set): NET_OK to try it again
+ * (interrupted, or the socket is readable now), else the error to return. */
+static int recv_retry(struct net_stream *s)
+{
+    if (errno == EINTR)
+        return NET_OK;
+    if (errno == EAGAIN || errno == EWOULDBLOCK)
+        return wait_io(s, POLLIN, "receive");
+    return lost(s, "receive", strerror(errno));
+}
+
 int net_stream_readahead(struct net_stream *s, size_t cap)
 {
     if (s->fd < 0 || s->tls || s->ra || cap == 0)
@@ -102,21 +113,15 @@ static int ra_read(struct net_stream *s, unsigned char *buf, size_t len)
         struct msghdr m = { .msg_iov = direct ? iov : iov + 1,
                             .msg_iovlen = direct ? 2 : 1 };
         ssize_t n = recvmsg(s->fd, &m, 0);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            int r = wait_io(s, POLLIN, "receive");
+        if (n < 0) {
+            int r = recv_retry(s);
             if (r != NET_OK)
                 return r;
             continue;
         }
-        if (n < 0)
-            return lost(s, "receive", strerror(errno));
-        if (n == 0) {
-            if (done == 0)
-                return NET_EOF;
-            return lost(s, "receive", "connection closed in the middle of a message");
-        }
+        if (n == 0)
+            return done == 0 ? NET_EOF
+                             : lost(s, "receive", "connection closed in the middle of a message");
         size_t got = (size_t)n, take = got < want ? got : want;
         if (!direct)
             memcpy(buf + done, s->ra, take);
@@ -155,16 +160,12 @@ int net_read(struct net_stream *s, void *buf, size_t len)
                 return lost(s, "TLS receive", gnutls_strerror((int)n));
         } else {
             n = recv(s->fd, (char *)buf + done, len - done, 0);
-            if (n < 0 && errno == EINTR)
-                continue;
-            if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-                int r = wait_io(s, POLLIN, "receive");
+            if (n < 0) {
+                int r = recv_retry(s);
                 if (r != NET_OK)
                     return r;
                 continue;
             }
-            if (n < 0)
-                return lost(s, "receive", strerror(errno));
         }
         if (n == 0) {
             if (done == 0)

@@ -1,5 +1,4 @@
 /* vdisk_nbd.c - struct vdisk_ops over an NBD client connection. */
-#include <ctype.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,6 +6,7 @@
 
 #include "nbd_proto.h"
 #include "vdisk_nbd.h"
+#include "../util/config.h"
 #include "../util/err.h"
 #include "../vmdk/vmdk.h"
 
@@ -34,16 +34,6 @@ static struct nd *impl(struct vdisk *d) { return d->impl; }
 
 /* ---- description ------------------------------------------------------------ */
 
-static char *trim(char *s)
-{
-    while (isspace((unsigned char)*s))
-        s++;
-    char *e = s + strlen(s);
-    while (e > s && isspace((unsigned char)e[-1]))
-        *--e = '\0';
-    return s;
-}
-
 static void parse_desc(struct nd *n, const char *desc)
 {
     char *copy = desc ? strdup(desc) : NULL;
@@ -51,17 +41,9 @@ static void parse_desc(struct nd *n, const char *desc)
         return;
     char *save = NULL;
     for (char *line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-        char *s = trim(line);
-        char *eq = strchr(s, '=');
-        if (!*s || *s == '#' || !eq)
+        char *k, *v;
+        if (vd_config_split(line, &k, &v) != 0)
             continue;
-        *eq = '\0';
-        char *k = trim(s), *v = trim(eq + 1);
-        size_t vl = strlen(v);
-        if (vl >= 2 && v[0] == '"' && v[vl - 1] == '"') {
-            v[vl - 1] = '\0';
-            v++;
-        }
         if (!*k)
             continue;
         struct kv *nk = realloc(n->kv, (n->nkv + 1) * sizeof *nk);

@@ -46,6 +46,26 @@ static char *trim(char *s)
     return s;
 }
 
+int vd_config_split(char *line, char **key, char **value)
+{
+    char *s = trim(line);
+    if (!*s || *s == '#')
+        return 1;
+    char *eq = strchr(s, '=');
+    if (!eq)
+        return -1;
+    *eq = '\0';
+    char *k = trim(s), *v = trim(eq + 1);
+    size_t vl = strlen(v);
+    if (vl >= 2 && v[0] == '"' && v[vl - 1] == '"') {
+        v[vl - 1] = '\0';
+        v++;
+    }
+    *key = k;
+    *value = v;
+    return 0;
+}
+
 int vd_config_load(const char *path)
 {
     FILE *f = fopen(path, "re");
@@ -57,20 +77,13 @@ int vd_config_load(const char *path)
     int lineno = 0;
     while (fgets(line, sizeof line, f)) {
         lineno++;
-        char *s = trim(line);
-        if (!*s || *s == '#')
+        char *k, *v;
+        int r = vd_config_split(line, &k, &v);
+        if (r == 1)
             continue;
-        char *eq = strchr(s, '=');
-        if (!eq) {
+        if (r < 0) {
             vd_log("config %s:%d: ignoring line without '='", path, lineno);
             continue;
-        }
-        *eq = '\0';
-        char *k = trim(s), *v = trim(eq + 1);
-        size_t vl = strlen(v);
-        if (vl >= 2 && v[0] == '"' && v[vl - 1] == '"') {
-            v[vl - 1] = '\0';
-            v++;
         }
         struct cfg_entry *grown = realloc(tab, (n + 1) * sizeof *grown);
         if (!grown)

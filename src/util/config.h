@@ -17,6 +17,10 @@
  * double quotes around a value is removed, unknown keys are kept.  0, or
  * a negative vd_err code (detail set) when the file cannot be opened. */
 int vd_config_load(const char *path);
+/* One `key = value` line (in place; a value in double quotes loses them):
+ * 0 with *key and *value set, 1 for a blank or '#' line, -1 without '='.
+ * The config file and NBD disk descriptions share this syntax. */
+int vd_config_split(char *line, char **key, char **value);
 /* Forget every key. */
 void vd_config_clear(void);
 
