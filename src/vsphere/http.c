@@ -86,6 +86,12 @@ static void set_common(struct vs_session *s, CURL *h)
     curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, secs < 1 ? 1L : secs);
     curl_easy_setopt(h, CURLOPT_TCP_NODELAY, 1L);
     curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+    /* The session's handles share one connection cache, and a transfer
+     * that ends with more than MAXCONNECTS connections in it closes the
+     * oldest: libcurl's default (5) would close and reopen a connection,
+     * TLS handshake and all, for nearly every request once more than a
+     * few threads read at once. */
+    curl_easy_setopt(h, CURLOPT_MAXCONNECTS, (long)VS_MAX_CONNECTIONS);
     if (s->pin) {
         /* The thumbprint was checked on the probe connection; every
          * connection must present that certificate's key. */

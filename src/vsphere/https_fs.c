@@ -8,6 +8,7 @@
  * one read to the next.  The session cookie goes with every request (real
  * hosts require it); a 401 logs in again once. */
 #include <inttypes.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,7 @@
 #include "vs_priv.h"
 #include "../util/err.h"
 #include "../util/fileio.h"
+#include "../util/log.h"
 #include "../util/vfile.h"
 
 #define POOL_MAX 32
@@ -27,6 +29,7 @@ struct hfs {
     pthread_mutex_t lock;
     CURL *pool[POOL_MAX];         /* idle easy handles */
     int npool;
+    _Atomic unsigned long nget, nconn;  /* range requests, connections they opened */
 };
 
 struct hfile {
@@ -102,6 +105,15 @@ static size_t piece_header(char *data, size_t size, size_t nmemb, void *ctx)
     return n;
 }
 
+/* Called for every connection a file request opens: counts them. */
+static int count_socket(void *ctx, curl_socket_t fd, curlsocktype purpose)
+{
+    (void)fd;
+    (void)purpose;
+    atomic_fetch_add(&((struct hfs *)ctx)->nconn, 1);
+    return CURL_SOCKOPT_OK;
+}
+
 static int piece_setup(struct hfile *hf, struct piece *p)
 {
     struct hfs *fs = hf->fs;
@@ -124,6 +136,8 @@ static int piece_setup(struct hfile *hf, struct piece *p)
     curl_easy_setopt(p->h, CURLOPT_HEADERDATA, p);
     curl_easy_setopt(p->h, CURLOPT_ERRORBUFFER, p->errbuf);
     curl_easy_setopt(p->h, CURLOPT_PRIVATE, p);
+    curl_easy_setopt(p->h, CURLOPT_SOCKOPTFUNCTION, count_socket);
+    curl_easy_setopt(p->h, CURLOPT_SOCKOPTDATA, fs);
     return 0;
 }
 
@@ -133,6 +147,7 @@ static int piece_done(struct hfile *hf, struct piece *p, CURLcode cc)
     struct vs_session *s = hf->fs->s;
     long status = 0;
     curl_easy_getinfo(p->h, CURLINFO_RESPONSE_CODE, &status);
+    atomic_fetch_add(&hf->fs->nget, 1);
     char what[600];
     snprintf(what, sizeof what, "reading %s at offset %" PRIu64, hf->f.path, p->off);
     if (cc == CURLE_WRITE_ERROR && p->got == p->want && status == 200 && p->off == 0)
@@ -209,6 +224,7 @@ static int read_many(struct hfile *hf, char *dst, size_t len, uint64_t off)
             curl_multi_cleanup(m);
         return vd_err_set(VD_E_NOMEM, "out of memory");
     }
+    curl_multi_setopt(m, CURLMOPT_MAXCONNECTS, (long)VS_MAX_CONNECTIONS);
     for (size_t i = 0; i < n; i++) {
         ps[i].dst = dst + i * step;
         ps[i].off = off + i * step;
@@ -446,6 +462,10 @@ void vs_https_fs_free(struct vd_fs *vfs)
     if (!vfs)
         return;
     struct hfs *fs = vfs->impl;
+    unsigned long nget = atomic_load(&fs->nget), nconn = atomic_load(&fs->nconn);
+    if (nget)
+        vd_log("server %s: file service: %lu range requests on %lu new connections",
+               fs->s->peer, nget, nconn);
     for (int i = 0; i < fs->npool; i++)
         curl_easy_cleanup(fs->pool[i]);
     pthread_mutex_destroy(&fs->lock);

@@ -8,6 +8,10 @@
 
 #include "vsphere.h"
 
+/* Idle connections a session keeps open for reuse: enough for every
+ * async worker (openvddk.async.remoteThreads) times a few ranges each. */
+#define VS_MAX_CONNECTIONS 64
+
 struct vs_session {
     /* Copies of the configuration. */
     char *server, *thumbprint, *ca_file, *user, *password, *api_version;

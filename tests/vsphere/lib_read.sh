@@ -79,6 +79,23 @@ for t in monolithicSparse monolithicFlat twoGbMaxExtentSparse twoGbMaxExtentFlat
     log "type $t: remote reads equal qemu-img's"
 done
 
+# ---- connections are kept ---------------------------------------------------
+# ReadAsync at depth 16 of 64 KiB requests: 192 range GETs from 16 workers
+# must reuse their kept-alive connections (libcurl's default cache of 5
+# closed one, TLS and all, after nearly every request).
+setdisk "[$DS] $VMREL/t-vmfs.vmdk"
+VIXNET_LOG=1 vx -b 128 aread "[$DS] $VMREL/t-vmfs.vmdk" "$W/agot.raw" 16 >/dev/null \
+    2>"$W/conns" || die "aread depth 16"
+qemu-img convert -O raw "$VMDIR/t-vmfs.vmdk" "$W/want.raw"
+cmp "$W/want.raw" "$W/agot.raw" || die "ReadAsync depth 16 differs"
+set -- $(sed -n 's/.*file service: \([0-9]*\) range requests on \([0-9]*\) new connections.*/\1 \2/p' \
+             "$W/conns")
+[ $# -eq 2 ] || die "no connection count in the log: $(cat "$W/conns")"
+[ "$1" -ge 192 ] && [ "$2" -le 20 ] ||
+    die "depth 16: $1 range requests opened $2 connections (16 workers should keep theirs)"
+log "ReadAsync depth 16: $1 range requests on $2 new connections"
+setdisk "[$DS] $VMREL/t-streamOptimized.vmdk"   # the chain's snapshot s1 takes this one
+
 # ---- a three-link chain (sparse base, sparse and vmfsSparse deltas) ---------
 "$VDDK" create -s 16M "$VMDIR/base.vmdk" >/dev/null
 "$VDDK" fill -q -o 0 -l 8M --random --seed 1 "$VMDIR/base.vmdk" >/dev/null
