@@ -98,6 +98,10 @@ static void set_common(struct vs_session *s, CURL *h)
         curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
         curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
         curl_easy_setopt(h, CURLOPT_PINNEDPUBLICKEY, s->pin);
+        /* No CA store then: libcurl's GnuTLS backend would otherwise read
+         * all of /etc/ssl/certs for every new connection, checked or not. */
+        curl_easy_setopt(h, CURLOPT_CAINFO, NULL);
+        curl_easy_setopt(h, CURLOPT_CAPATH, NULL);
     } else {
         curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, s->verify_chain ? 1L : 0L);
         curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, s->verify_chain ? 2L : 0L);
