@@ -105,6 +105,11 @@ static int ra_read(struct net_stream *s, unsigned char *buf, size_t len)
         done = len;
     memcpy(buf, s->ra + s->ra_pos, done);
     s->ra_pos += done;
+    if (done < len && s->ra_errno) {
+        errno = s->ra_errno;
+        s->ra_errno = 0;
+        return lost(s, "receive", strerror(errno));
+    }
     while (done < len) {
         /* The buffer is empty here. */
         size_t want = len - done;
@@ -184,6 +189,27 @@ int net_readable(struct net_stream *s, int timeout_ms)
     if (s->tls && gnutls_record_check_pending((gnutls_session_t)s->tls) > 0)
         return 1;
     return net_wait(s->fd, POLLIN, timeout_ms);
+}
+
+int net_ready(struct net_stream *s)
+{
+    if (s->fd < 0 || (s->ra && s->ra_pos < s->ra_end) || s->ra_errno)
+        return 1;
+    if (s->tls)
+        return gnutls_record_check_pending((gnutls_session_t)s->tls) > 0;
+    if (!s->ra)
+        return 0;
+    ssize_t n = recv(s->fd, s->ra, s->ra_cap, MSG_DONTWAIT);
+    if (n > 0) {
+        s->ra_pos = 0;
+        s->ra_end = (size_t)n;
+        return 1;
+    }
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        return 0;
+    if (n < 0)
+        s->ra_errno = errno;
+    return 1;                     /* the end stays for the next receive to see */
 }
 
 static int tls_send(struct net_stream *s, const char *p, size_t len)

@@ -35,6 +35,7 @@ struct net_stream {
      * read asked for, handed out first by the next reads. */
     unsigned char *ra;
     size_t ra_cap, ra_pos, ra_end;
+    int ra_errno;                 /* a receive error net_ready met, for the next read */
 };
 
 void net_stream_init(struct net_stream *s, int fd, const char *peer);
@@ -50,6 +51,11 @@ int net_read(struct net_stream *s, void *buf, size_t len);
  * progress (bytes buffered, readable, or the end of the stream): 1 ready,
  * 0 timeout, -1 error (errno).  Custom transports are always ready. */
 int net_readable(struct net_stream *s, int timeout_ms);
+/* Without waiting: 1 when a read of s would make progress now (bytes
+ * buffered, or on a read-ahead stream a receive that found bytes, the
+ * end or an error, which the next read reports), else 0.  Saves a
+ * reader that is usually behind the sender a poll() per message. */
+int net_ready(struct net_stream *s);
 int net_write(struct net_stream *s, const void *buf, size_t len);
 /* Two buffers as one message (header + data), in one system call when
  * the stream is plain. */
