@@ -4,7 +4,6 @@
  * it goes with no lock held, then adds that table to the store under the
  * write lock.  Values are separate allocations that only a clear frees, so
  * growing the table never moves a string a reader holds. */
-#include <ctype.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -36,26 +35,16 @@ static void free_entries(struct cfg_entry *e, size_t n)
     free(e);
 }
 
-static char *trim(char *s)
-{
-    while (isspace((unsigned char)*s))
-        s++;
-    char *e = s + strlen(s);
-    while (e > s && isspace((unsigned char)e[-1]))
-        *--e = '\0';
-    return s;
-}
-
 int vd_config_split(char *line, char **key, char **value)
 {
-    char *s = trim(line);
+    char *s = vd_trim(line);
     if (!*s || *s == '#')
         return 1;
     char *eq = strchr(s, '=');
     if (!eq)
         return -1;
     *eq = '\0';
-    char *k = trim(s), *v = trim(eq + 1);
+    char *k = vd_trim(s), *v = vd_trim(eq + 1);
     size_t vl = strlen(v);
     if (vl >= 2 && v[0] == '"' && v[vl - 1] == '"') {
         v[vl - 1] = '\0';

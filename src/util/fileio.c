@@ -1,6 +1,7 @@
 /* fileio.c - file and path helpers. */
 #include "fileio.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -185,6 +186,16 @@ char *vd_asprintf(const char *fmt, ...)
 char *vd_strdup(const char *s)
 {
     return s ? strdup(s) : NULL;
+}
+
+char *vd_trim(char *s)
+{
+    while (isspace((unsigned char)*s))
+        s++;
+    char *e = s + strlen(s);
+    while (e > s && isspace((unsigned char)e[-1]))
+        *--e = '\0';
+    return s;
 }
 
 int vd_is_zero(const void *buf, size_t len)

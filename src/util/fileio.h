@@ -41,6 +41,8 @@ uint32_t vd_random_cid(void);
 /* malloc'd printf. Returns NULL on allocation failure. */
 char *vd_asprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 char *vd_strdup(const char *s);
+/* s without leading and trailing white space (isspace), in place. */
+char *vd_trim(char *s);
 
 /* Is buf entirely zero bytes? */
 int vd_is_zero(const void *buf, size_t len);

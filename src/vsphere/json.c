@@ -155,17 +155,6 @@ static int has_element_children(xmlNode *n)
     return 0;
 }
 
-/* Text trimmed of XML white space, in place. */
-static char *trim(char *s)
-{
-    while (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r')
-        s++;
-    size_t n = strlen(s);
-    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\n' || s[n - 1] == '\r'))
-        s[--n] = '\0';
-    return s;
-}
-
 /* A typed value as JSON (true, false, an integer) into num, or 0 when
  * the text is not a valid value of that type. */
 static int typed(const char *xsd, const char *text, char *num, size_t size)
@@ -173,7 +162,7 @@ static int typed(const char *xsd, const char *text, char *num, size_t size)
     char *copy = vd_strdup(text);
     if (!copy)
         return 0;
-    const char *v = trim(copy);
+    const char *v = vd_trim(copy);
     int ok = 0;
     if (strcmp(xsd, "boolean") == 0) {
         if (strcmp(v, "true") == 0 || strcmp(v, "1") == 0)
@@ -329,7 +318,7 @@ static int put_value(struct jbuf *b, xmlNode *n, int depth)
         free(vt);
     } else if (t && !xsd) {
         xmlChar *content = xmlNodeGetContent(n);
-        int empty = !content || !*trim((char *)content);
+        int empty = !content || !*vd_trim((char *)content);
         xmlFree(content);
         if (empty) {
             char *vt = vs_xml_type(n);
