@@ -184,7 +184,7 @@ int net_read(struct net_stream *s, void *buf, size_t len)
 
 int net_readable(struct net_stream *s, int timeout_ms)
 {
-    if (s->fd < 0 || (s->ra && s->ra_pos < s->ra_end))
+    if (s->fd < 0 || (s->ra && s->ra_pos < s->ra_end) || s->ra_errno)
         return 1;
     if (s->tls && gnutls_record_check_pending((gnutls_session_t)s->tls) > 0)
         return 1;

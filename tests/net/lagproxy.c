@@ -100,7 +100,15 @@ static void *reader(void *arg)
         if (poll(&pf, 1, -1) < 0 && errno != EINTR)
             break;
         pf = (struct pollfd){ .fd = d->pipe[1], .events = POLLOUT };
-        if (poll(&pf, 1, -1) < 0 && errno != EINTR)
+        int r;
+        while ((r = poll(&pf, 1, 100)) == 0 || (r < 0 && errno == EINTR)) {
+            pthread_mutex_lock(&d->lock);
+            int broken = d->broken;     /* nobody will empty the pipe */
+            pthread_mutex_unlock(&d->lock);
+            if (broken)
+                break;
+        }
+        if (r <= 0)
             break;
         ssize_t n = splice(d->from, NULL, d->pipe[1], NULL, PIPE_BYTES,
                            SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
