@@ -1,10 +1,10 @@
 /* async.c - ReadAsync/WriteAsync on a small pool of worker threads.
  *
  * No thread exists until the first asynchronous request.  Local disks get
- * about one worker per CPU; the first request on a remote disk (NBD, NFC,
- * https) grows the pool to openvddk.async.remoteThreads (16), since its
- * workers mostly wait for replies and the transports pipeline whatever is
- * in flight.  Requests from
+ * about one worker per CPU; the first request a worker must carry out on a
+ * remote disk (NBD, https, NFC writes) grows the pool to
+ * openvddk.async.remoteThreads (16), since its workers mostly wait for
+ * replies and the transports pipeline whatever is in flight.  Requests from
  * all handles share one FIFO queue; each handle counts its outstanding
  * requests so Wait, Flush and Close can drain exactly that handle.  The
  * completion callback runs on a worker thread, exactly once per request.
@@ -116,7 +116,13 @@ static long online_cpus(void)
     return n;
 }
 
-static int workers_wanted(VixDiskLibHandle h)
+/* Workers for a request: about one per CPU, and remoteThreads for a remote
+ * disk's request that a worker must carry out (it mostly waits for the
+ * reply).  A read the transport starts itself needs a worker only for its
+ * callback, and more of them than CPUs would only spread the wake-ups of
+ * short callbacks over threads with cold caches (NFC, 64 KiB reads at
+ * depth 16 on 2 CPUs: 0.60 s with 16 workers, 0.47 s with 2). */
+static int workers_wanted(VixDiskLibHandle h, int started)
 {
     long n = vd_config_long("openvddk.async.threads", 0);
     if (n <= 0) {
@@ -126,7 +132,7 @@ static int workers_wanted(VixDiskLibHandle h)
         if (n > 8)
             n = 8;
     }
-    if (h->conn->remote) {
+    if (h->conn->remote && !started) {
         long r = vd_config_long("openvddk.async.remoteThreads", 16);
         if (r > n)
             n = r;
@@ -180,7 +186,8 @@ int vixdl_async_submit(VixDiskLibHandle h, int write, uint64 off, uint64 len, vo
     h->pending++;
     pthread_mutex_unlock(&h->alock);
 
-    int want = workers_wanted(h);
+    int starts = transport_starts(h, r);
+    int want = workers_wanted(h, starts);
     pthread_mutex_lock(&P.lock);
     if (start_workers(want) < 0) {
         pthread_mutex_unlock(&P.lock);
@@ -188,7 +195,7 @@ int vixdl_async_submit(VixDiskLibHandle h, int write, uint64 off, uint64 len, vo
         finish(h);
         return vd_err_set(VD_E_NOMEM, "cannot start I/O worker threads");
     }
-    if (transport_starts(h, r)) {
+    if (starts) {
         P.started++;                    /* before: it may come back before the call returns */
         pthread_mutex_unlock(&P.lock);
         if (h->disk->ops->pread_start(h->disk, buf, len, off, transport_done, r) == 0)
