@@ -231,6 +231,39 @@ static int tls_send(struct net_stream *s, const char *p, size_t len)
     return NET_OK;
 }
 
+/* Send all of v[0..k) on a plain socket, in as few sendmsg calls as it
+ * takes; v is used up (advanced) on the way. */
+static int send_iov(struct net_stream *s, struct iovec *v, int k)
+{
+    int idx = 0;
+    while (idx < k) {
+        if (v[idx].iov_len == 0) {
+            idx++;
+            continue;
+        }
+        struct msghdr m = { .msg_iov = v + idx, .msg_iovlen = (size_t)(k - idx) };
+        ssize_t w = sendmsg(s->fd, &m, MSG_NOSIGNAL);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            int r = wait_io(s, POLLOUT, "send");
+            if (r != NET_OK)
+                return r;
+            continue;
+        }
+        if (w < 0)
+            return lost(s, "send", strerror(errno));
+        size_t left = (size_t)w;
+        while (idx < k && left >= v[idx].iov_len)
+            left -= v[idx++].iov_len;
+        if (idx < k) {
+            v[idx].iov_base = (char *)v[idx].iov_base + left;
+            v[idx].iov_len -= left;
+        }
+    }
+    return NET_OK;
+}
+
 int net_write2(struct net_stream *s, const void *a, size_t alen, const void *b, size_t blen)
 {
     if (s->fd < 0) {
@@ -252,33 +285,7 @@ int net_write2(struct net_stream *s, const void *a, size_t alen, const void *b, 
         return r;
     }
     struct iovec iov[2] = { { (void *)a, alen }, { (void *)b, blen } };
-    int idx = alen ? 0 : 1;
-    while (idx < 2) {
-        struct msghdr m = { .msg_iov = iov + idx, .msg_iovlen = (size_t)(2 - idx) };
-        ssize_t n = sendmsg(s->fd, &m, MSG_NOSIGNAL);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            int r = wait_io(s, POLLOUT, "send");
-            if (r != NET_OK)
-                return r;
-            continue;
-        }
-        if (n < 0)
-            return lost(s, "send", strerror(errno));
-        size_t left = (size_t)n;
-        while (idx < 2 && left >= iov[idx].iov_len) {
-            left -= iov[idx].iov_len;
-            idx++;
-        }
-        if (idx < 2) {
-            iov[idx].iov_base = (char *)iov[idx].iov_base + left;
-            iov[idx].iov_len -= left;
-            if (iov[idx].iov_len == 0)
-                idx++;
-        }
-    }
-    return NET_OK;
+    return send_iov(s, iov, 2);
 }
 
 int net_writev(struct net_stream *s, const struct iovec *iov, int n)
@@ -296,32 +303,9 @@ int net_writev(struct net_stream *s, const struct iovec *iov, int n)
         int k = n - i < 64 ? n - i : 64;
         memcpy(v, iov + i, (size_t)k * sizeof *v);
         i += k;
-        int idx = 0;
-        while (idx < k) {
-            if (v[idx].iov_len == 0) {
-                idx++;
-                continue;
-            }
-            struct msghdr m = { .msg_iov = v + idx, .msg_iovlen = (size_t)(k - idx) };
-            ssize_t w = sendmsg(s->fd, &m, MSG_NOSIGNAL);
-            if (w < 0 && errno == EINTR)
-                continue;
-            if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-                int r = wait_io(s, POLLOUT, "send");
-                if (r != NET_OK)
-                    return r;
-                continue;
-            }
-            if (w < 0)
-                return lost(s, "send", strerror(errno));
-            size_t left = (size_t)w;
-            while (idx < k && left >= v[idx].iov_len)
-                left -= v[idx++].iov_len;
-            if (idx < k) {
-                v[idx].iov_base = (char *)v[idx].iov_base + left;
-                v[idx].iov_len -= left;
-            }
-        }
+        int r = send_iov(s, v, k);
+        if (r != NET_OK)
+            return r;
     }
     return NET_OK;
 }
