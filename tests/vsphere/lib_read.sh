@@ -251,6 +251,9 @@ log "errors: unresolvable, unreachable, not TLS, silent server (connect timeout)
 setdisk "[$DS] $VMREL/big.vmdk"
 # start_loop [vixnet options]: readloop in the background, once it reads
 start_loop() {
+    # The redirection truncates loop.out in the child, which may run after the
+    # first grep below: a "reading" left by the previous loop would pass it.
+    rm -f "$W/loop.out"
     VIXNET_LOG=1 vx "$@" readloop "[$DS] $VMREL/big.vmdk" >"$W/loop.out" 2>"$W/loop.err" &
     LP=$!
     i=0
@@ -299,6 +302,7 @@ grep -q "no progress 2000 ms" "$W/loop.err" || die "the timeout text does not na
 log "stalled server: $(grep -o "error 14011:.*" "$W/loop.err" | head -c 300)"
 
 # ---- the simulator killed mid-read ------------------------------------------------
+rm -f "$W/loop.out"
 vx readloop "[$DS] $VMREL/big.vmdk" >"$W/loop.out" 2>"$W/loop.err" &
 LP=$!
 i=0
