@@ -74,6 +74,9 @@ wait_for() {
 serve() {
     slog=$1
     shift
+    # The child truncates the log when it starts, maybe after the first look
+    # below: a line left by an earlier server of that name would pass it.
+    rm -f "$slog"
     "$VDDK" serve "$@" 2>"$slog" &
     SPID=$!
     PIDS="$PIDS $SPID"
