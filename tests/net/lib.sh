@@ -69,6 +69,18 @@ wait_for() {
     done
 }
 
+# wait_count FILE PATTERN N PID: wait (bounded) until N lines of FILE match
+# PATTERN, failing early if PID died (for a file that already holds some).
+wait_count() {
+    i=0
+    while n=$(grep -c "$2" "$1" 2>/dev/null); [ "${n:-0}" -lt "$3" ]; do
+        kill -0 "$4" 2>/dev/null || die "process $4 exited: $(cat "$1" 2>/dev/null)"
+        i=$((i + 1))
+        [ $i -lt 300 ] || die "timed out waiting for $3 lines '$2' in $1: $(cat "$1")"
+        sleep 0.1
+    done
+}
+
 # serve LOG ARGS...: start `vddk serve ARGS` (TCP port 0 on 127.0.0.1 unless
 # ARGS say otherwise); sets SPID and PORT (empty for Unix-only servers).
 serve() {

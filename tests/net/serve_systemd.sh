@@ -184,16 +184,6 @@ PORT=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9][0-9]*\)$/\1/p' live.log)
 U=nbd://127.0.0.1:$PORT
 wait_for notify.log '^READY=1' "$SPID"
 
-# wait_ready N: until notify.log holds N READY=1 lines (30 s at most).
-wait_ready() {
-    i=0
-    while [ "$(grep -c '^READY=1' notify.log)" -lt "$1" ]; do
-        kill -0 "$SPID" 2>/dev/null || die "the server exited: $(cat live.log)"
-        i=$((i + 1)); [ $i -lt 300 ] || die "no READY=1 number $1: $(cat notify.log)"
-        sleep 0.1
-    done
-}
-
 # A connection that stays open across the reloads (plain NBD, tls = on).
 mkfifo qio.in
 qemu-io -f raw "$U/ds1/vm/a.vmdk" < qio.in > qio.out 2>&1 &
@@ -203,12 +193,7 @@ exec 7> qio.in
 # qio N CMD: send a qemu-io command and wait for its Nth "ops;" line.
 qio() {
     echo "$2" >&7
-    i=0
-    while [ "$(grep -c 'ops;' qio.out)" -lt "$1" ]; do
-        kill -0 "$QPID" 2>/dev/null || die "qemu-io exited: $(cat qio.out)"
-        i=$((i + 1)); [ $i -lt 300 ] || die "qemu-io did not answer '$2': $(cat qio.out)"
-        sleep 0.1
-    done
+    wait_count qio.out 'ops;' "$1" "$QPID"
 }
 qio 1 "read -P 0xab 0 64k"
 grep -q "failed" qio.out && die "qemu-io read: $(cat qio.out)"
@@ -224,7 +209,7 @@ EOF
 kill -HUP "$SPID"
 wait_for live.log "reloaded: new connections use this configuration" "$SPID"
 # notify.log already holds the first READY=1: wait for the second one.
-wait_ready 2
+wait_count notify.log '^READY=1' 2 "$SPID"
 grep -q "^RELOADING=1|MONOTONIC_USEC=[0-9][0-9]*\$" notify.log ||
     die "no RELOADING=1 with MONOTONIC_USEC: $(cat notify.log)"
 [ "$(grep -c '^READY=1' notify.log)" -eq 2 ] || die "READY=1 after the reload: $(cat notify.log)"
@@ -257,7 +242,7 @@ echo "bogus line" >> live.conf
 kill -HUP "$SPID"
 wait_for live.log "reload: live.conf:4: expected \"key = value\"" "$SPID"
 grep -q "the configuration in force is kept" live.log || die "$(cat live.log)"
-wait_ready 3
+wait_count notify.log '^READY=1' 3 "$SPID"
 [ "$(run nbdinfo --size "$U/ds2/vm/b.vmdk")" = 33554432 ] || die "ds2 gone after a failed reload"
 qio 5 "read -P 0x5c 8M 64k"
 ok
