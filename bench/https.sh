@@ -17,7 +17,7 @@
 #   local      cat of the same flat file into the output, no network: what
 #              writing and syncing the bytes costs on this disk, a floor
 #              under every time above
-# Runs are paired (curl, vddk 1x, vddk async) x BENCH_RUNS (3); medians and
+# Runs are paired (curl, vddk 1x, vddk async, local) x BENCH_RUNS (3); medians and
 # the ratios are printed.
 #
 # On loopback there is no round trip to hide: one range at a time and one
