@@ -138,6 +138,7 @@ VIXDL_EXPORT VixError VixDiskLib_ConnectEx(const VixDiskLibConnectParams *cp, Bo
     c->net = net;
     c->vs = vs;
     c->mode = mode;
+    vixdl_async_conn_init(c);
     if (vixdl_register(&c->obj, VIXDL_CONN) < 0) {
         free_strings(c->params);
         free(c->params);

@@ -72,6 +72,8 @@ struct VixDiskLibConnectParam {
     struct nbd_remote *net;            /* remote: how to reach the server */
     struct vixdl_vsphere *vs;          /* vSphere: session, VM, datastore files */
     const char *mode;                  /* remote: "nbdssl", "nbd" or "https" */
+    int async_workers[2];              /* async.c: pool size for a request a worker
+                                        * carries out [0], or only completes [1] */
 };
 
 /* Open a disk of connection c (local file, NBD export or vSphere disk);
@@ -104,6 +106,12 @@ void vixdl_vsphere_conf(const VixDiskLibConnectParams *cp, struct vs_conf *c);
 /* A logged-in session for cp; failures are reported as operation op. */
 VixError vixdl_vsphere_session(const char *op, const VixDiskLibConnectParams *cp,
                                struct vs_session **out);
+
+/* ---- asynchronous I/O (async.c) ---- */
+
+/* Work out, from the configuration, how many workers c's requests want
+ * (once per connection: the submit path then reads two ints). */
+void vixdl_async_conn_init(struct VixDiskLibConnectParam *c);
 
 /* ---- remote connections (remote.c) ---- */
 
