@@ -122,8 +122,8 @@ static long online_cpus(void)
  * callback, and more of them than CPUs would only spread the wake-ups of
  * short callbacks over threads with cold caches (NFC, 64 KiB reads at
  * depth 16 on 2 CPUs: 0.60 s with 16 workers, 0.47 s with 2).  Worked out
- * once per connection: the configuration is fixed between InitEx and Exit,
- * and connections do not outlive Exit. */
+ * once per connection, at ConnectEx: the configuration is loaded at InitEx,
+ * and a connection keeps the sizes it was made with. */
 void vixdl_async_conn_init(struct VixDiskLibConnectParam *c)
 {
     long n = vd_config_long("openvddk.async.threads", 0);
