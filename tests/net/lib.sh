@@ -60,13 +60,7 @@ fails() {
 # wait_for FILE PATTERN PID: wait (bounded) until FILE contains PATTERN,
 # failing early if PID died.
 wait_for() {
-    i=0
-    while ! grep -q "$2" "$1" 2>/dev/null; do
-        kill -0 "$3" 2>/dev/null || die "process $3 exited: $(cat "$1" 2>/dev/null)"
-        i=$((i + 1))
-        [ $i -lt 300 ] || die "timed out waiting for '$2' in $1"
-        sleep 0.1
-    done
+    wait_count "$1" "$2" 1 "$3"
 }
 
 # wait_count FILE PATTERN N PID: wait (bounded) until N lines of FILE match

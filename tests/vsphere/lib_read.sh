@@ -302,17 +302,11 @@ grep -q "no progress 2000 ms" "$W/loop.err" || die "the timeout text does not na
 log "stalled server: $(grep -o "error 14011:.*" "$W/loop.err" | head -c 300)"
 
 # ---- the simulator killed mid-read ------------------------------------------------
-rm -f "$W/loop.out"
-vx readloop "[$DS] $VMREL/big.vmdk" >"$W/loop.out" 2>"$W/loop.err" &
-LP=$!
-i=0
-while ! grep -q reading "$W/loop.out" 2>/dev/null; do
-    i=$((i + 1)); [ $i -lt 300 ] || die "readloop did not start"; sleep 0.1
-done
+start_loop
 sleep 0.3
 vcsim_kill
 rc=0; wait $LP || rc=$?
 [ $rc -ne 0 ] || die "readloop did not fail when the server went away"
 grep -q "error 14011:" "$W/loop.err" || die "server gone: expected VIX_E_HOST_TCP_CONN_LOST, got: $(cat "$W/loop.err")"
-log "server killed mid-read: $(sed 's/.*\[//' "$W/loop.err" | head -c 200)"
+log "server killed mid-read: $(grep -o "error 14011:.*" "$W/loop.err" | head -c 200)"
 echo "$NAME: PASS"
